@@ -1,0 +1,44 @@
+"""jaxrnn: recurrent neural networks in JAX that train well on long sequences.
+
+Pure-function cells (:class:`SimpleRNN`, :class:`IRNN`, :class:`LSTM`,
+:class:`GRU`), the sequence driver :func:`rnn`, stacks and bidirectional
+layers over it, and gradient clipping for backpropagation through time.
+"""
+
+from . import clipping as clipping
+from . import initializers as initializers
+from . import interop as interop
+from .cells import GRU as GRU
+from .cells import IRNN as IRNN
+from .cells import LSTM as LSTM
+from .cells import Cell as Cell
+from .cells import GRUParams as GRUParams
+from .cells import LSTMParams as LSTMParams
+from .cells import LSTMState as LSTMState
+from .cells import SimpleRNN as SimpleRNN
+from .cells import SimpleRNNParams as SimpleRNNParams
+from .rnn import bidirectional_rnn as bidirectional_rnn
+from .rnn import init_stacked as init_stacked
+from .rnn import rnn as rnn
+from .rnn import stacked_rnn as stacked_rnn
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cell",
+    "SimpleRNN",
+    "IRNN",
+    "LSTM",
+    "GRU",
+    "SimpleRNNParams",
+    "LSTMParams",
+    "GRUParams",
+    "LSTMState",
+    "rnn",
+    "bidirectional_rnn",
+    "stacked_rnn",
+    "init_stacked",
+    "clipping",
+    "initializers",
+    "interop",
+]

@@ -1,0 +1,75 @@
+"""Input validation shared by the public functions.
+
+Every check raises a ``TypeError`` or ``ValueError`` whose message names the
+argument, what was expected and what arrived, so a user can fix the call
+without reading the library's source.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def describe(value: Any) -> str:
+    """A short description of ``value`` for error messages."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"an array of shape {tuple(value.shape)} and dtype {value.dtype}"
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return f"a {type(value).__name__}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def positive_int(name: str, value: Any) -> int:
+    """Checks that ``value`` is a positive Python/NumPy integer (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {describe(value)}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def float_dtype(name: str, dtype: Any) -> np.dtype:
+    """Canonicalises ``dtype``; ``None`` is float32 (float64 under x64)."""
+    if dtype is None:
+        return jax.dtypes.canonicalize_dtype(jnp.float64)
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"{name} must be a floating dtype, got {dtype!r}") from e
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(f"{name} must be a floating dtype, got {dt}")
+    return dt
+
+
+def array(name: str, value: Any) -> None:
+    """Checks that ``value`` is an array (JAX, NumPy or a tracer)."""
+    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+        raise TypeError(
+            f"{name} must be an array (jax.Array or numpy.ndarray), got "
+            f"{describe(value)}"
+        )
+
+
+def batch_shape(name: str, value: Any) -> tuple[int, ...]:
+    """Normalises a batch shape: an int or a sequence of non-negative ints."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (tuple, list)) or not all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 0
+        for d in value
+    ):
+        raise TypeError(
+            f"{name} must be a tuple of non-negative ints such as (16,), got "
+            f"{describe(value)}"
+        )
+    return tuple(int(d) for d in value)
+
+
+def is_concrete(x: Any) -> bool:
+    """Whether the values of ``x`` are known now (not a tracer under jit)."""
+    return not isinstance(x, jax.core.Tracer)

@@ -1,0 +1,573 @@
+"""Recurrent cells: frozen configs, parameter layouts and pure single steps.
+
+Every cell here is one computation in three parts::
+
+    xz_t = x_t @ w_ih + b                      input projection (no dependence on t-1)
+    hz_t = h_{t-1} @ w_hh (+ recurrent bias)   recurrent projection (the sequential GEMM)
+    s_t  = pointwise(xz_t, hz_t, s_{t-1})      elementwise, cell-specific
+
+A cell is its parameter layout plus its ``pointwise`` function; the sequence
+driver (:func:`jaxrnn.rnn`) and the fused engine are written once for all of
+them. Gate orders are PyTorch's and cuDNN's:
+
+=============  ==================================  ==========  =========================
+cell           params                              gate order  state
+=============  ==================================  ==========  =========================
+SimpleRNN      w_ih (I,H), w_hh (H,H), b (H,)      --          h (*batch, H)
+IRNN           as SimpleRNN                        --          h (*batch, H)
+LSTM           w_ih (I,4H), w_hh (H,4H), b (4H,)   i, f, g, o  LSTMState(h, c)
+GRU            w_ih (I,3H), w_hh (H,3H), b (3H,),  r, z, n     h (*batch, H)
+               b_hn (H,)
+=============  ==================================  ==========  =========================
+
+Initializers are applied block by block: each gate's ``(I, H)`` slice of
+``w_ih``, each ``(H, H)`` slice of ``w_hh`` and each ``(H,)`` slice of ``b``
+gets its own draw (as Flax and Keras' per-gate layers do), so the default
+orthogonal recurrent initializer makes every gate's recurrent map orthogonal.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, Callable, ClassVar, NamedTuple, Union
+
+import jax
+import jax.numpy as jnp
+
+from . import _checks
+from . import initializers as _inits
+
+__all__ = [
+    "Cell",
+    "SimpleRNN",
+    "IRNN",
+    "LSTM",
+    "GRU",
+    "SimpleRNNParams",
+    "LSTMParams",
+    "GRUParams",
+    "LSTMState",
+]
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+Activation = Union[str, Callable[[Array], Array]]
+
+# Module-level defaults: one shared object each, so that two configs built
+# with the defaults compare (and hash) equal.
+_GLOROT = jax.nn.initializers.glorot_uniform()
+_ORTHOGONAL = jax.nn.initializers.orthogonal()
+_ZEROS = jax.nn.initializers.zeros
+_IRNN_INPUT = jax.nn.initializers.normal(stddev=1e-3)
+
+_ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+}
+
+
+class SimpleRNNParams(NamedTuple):
+    """Parameters of :class:`SimpleRNN` and :class:`IRNN`."""
+
+    w_ih: Array  # (input_size, hidden_size)
+    w_hh: Array  # (hidden_size, hidden_size)
+    b: Array  # (hidden_size,)
+
+
+class LSTMParams(NamedTuple):
+    """Parameters of :class:`LSTM`; gate blocks along the last axis: i, f, g, o."""
+
+    w_ih: Array  # (input_size, 4 * hidden_size)
+    w_hh: Array  # (hidden_size, 4 * hidden_size)
+    b: Array  # (4 * hidden_size,)
+
+
+class GRUParams(NamedTuple):
+    """Parameters of :class:`GRU`; gate blocks along the last axis: r, z, n."""
+
+    w_ih: Array  # (input_size, 3 * hidden_size)
+    w_hh: Array  # (hidden_size, 3 * hidden_size)
+    b: Array  # (3 * hidden_size,): input-side biases b_r, b_z, b_n
+    b_hn: Array  # (hidden_size,): recurrent bias of the candidate n
+
+
+class LSTMState(NamedTuple):
+    """State of :class:`LSTM`: the output ``h`` and the memory cell ``c``."""
+
+    h: Array  # (*batch, hidden_size)
+    c: Array  # (*batch, hidden_size)
+
+
+def _add_bias(z: Array, b: Array) -> Array:
+    """``z + b`` with ``b (F,)`` broadcast over the leading dims of ``z (..., F)``.
+
+    Written out so the library stays clean under
+    ``jax_numpy_rank_promotion="raise"``.
+    """
+    return z + b.reshape((1,) * (z.ndim - 1) + b.shape)
+
+
+def _block_init(
+    init: Initializer, key: Array, num_blocks: int, shape: tuple[int, ...], dtype: Any
+) -> Array:
+    """Draws ``num_blocks`` blocks of ``shape`` and concatenates them on the last axis."""
+    keys = jax.random.split(key, num_blocks)
+    blocks = [init(k, shape, dtype) for k in keys]
+    for blk in blocks:
+        if blk.shape != shape:
+            raise ValueError(
+                f"initializer {init!r} returned shape {blk.shape}, expected {shape}"
+            )
+    return jnp.concatenate(blocks, axis=-1).astype(dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell(abc.ABC):
+    """Base class of the recurrent cells.
+
+    A cell is a frozen, hashable configuration. Its methods are pure functions
+    of arrays: ``init`` makes a params NamedTuple, ``initial_state`` a zero
+    state and ``cell(params, state, x)`` takes one step. Subclasses define the
+    parameter layout (``params_type``, ``num_gates``, ``_init_params``) and
+    the elementwise ``pointwise`` function.
+
+    Attributes:
+      hidden_size: the number of hidden units ``H``.
+    """
+
+    hidden_size: int
+
+    #: the params NamedTuple type of this cell
+    params_type: ClassVar[type]
+    #: number of gate blocks in ``w_ih``/``w_hh``/``b`` (1 for plain RNNs)
+    num_gates: ClassVar[int]
+    #: whether ``step_from_projection`` is ``pointwise`` after one recurrent GEMM
+    elementwise: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _checks.positive_int("hidden_size", self.hidden_size)
+
+    # ---------------------------------------------------------------- layout
+
+    @abc.abstractmethod
+    def _init_params(self, key: Array, input_size: int, dtype: Any) -> Any:
+        """Builds the params NamedTuple (sizes and dtype already checked)."""
+
+    def init(self, key: Array, input_size: int, dtype: Any = None) -> Any:
+        """Initialises the parameters.
+
+        Args:
+          key: a PRNG key.
+          input_size: the number of input features ``I``.
+          dtype: a floating dtype; ``None`` means float32 (float64 under x64).
+
+        Returns:
+          The cell's params NamedTuple (see the layout table of this module).
+        """
+        input_size = _checks.positive_int("input_size", input_size)
+        dtype = _checks.float_dtype("dtype", dtype)
+        return self._init_params(key, input_size, dtype)
+
+    def initial_state(self, batch_shape: Any = (), dtype: Any = None) -> Any:
+        """Returns the zero state for ``batch_shape``.
+
+        Args:
+          batch_shape: a tuple of batch dimensions (``()`` for one sequence).
+          dtype: a floating dtype; ``None`` means float32 (float64 under x64).
+
+        Returns:
+          An array ``h`` of shape ``(*batch_shape, H)``; for LSTM an
+          :class:`LSTMState` of two such arrays.
+        """
+        batch_shape = _checks.batch_shape("batch_shape", batch_shape)
+        dtype = _checks.float_dtype("dtype", dtype)
+        return jnp.zeros((*batch_shape, self.hidden_size), dtype)
+
+    def state_leaves(self, state: Any) -> dict[str, Array]:
+        """The state's arrays by name (used for validation and messages)."""
+        return {"h": state}
+
+    def check_params(self, params: Any, name: str = "params") -> int:
+        """Checks that ``params`` belong to this cell; returns the input size."""
+        ptype = self.params_type
+        if not isinstance(params, ptype):
+            raise TypeError(
+                f"{name} must be a {ptype.__name__} for {type(self).__name__}, got "
+                f"{_checks.describe(params)}"
+            )
+        for field, leaf in zip(params._fields, params):
+            _checks.array(f"{name}.{field}", leaf)
+        input_size = params.w_ih.shape[0] if params.w_ih.ndim == 2 else -1
+        H, G = self.hidden_size, self.num_gates
+        expected = self._param_shapes(input_size)
+        dtype = params.w_ih.dtype
+        for field, leaf in zip(params._fields, params):
+            if tuple(leaf.shape) != expected[field]:
+                raise ValueError(
+                    f"{name}.{field} must have shape {expected[field]} for "
+                    f"{type(self).__name__}(hidden_size={H}) ({G} gate block(s) "
+                    f"of {H}), got shape {tuple(leaf.shape)}"
+                )
+            if not jnp.issubdtype(leaf.dtype, jnp.floating):
+                raise TypeError(
+                    f"{name}.{field} must have a floating dtype, got {leaf.dtype}"
+                )
+            if leaf.dtype != dtype:
+                raise TypeError(
+                    f"all of {name} must share one dtype: {name}.w_ih is {dtype}, "
+                    f"{name}.{field} is {leaf.dtype}"
+                )
+        return input_size
+
+    def _param_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
+        H, G = self.hidden_size, self.num_gates
+        return {"w_ih": (input_size, G * H), "w_hh": (H, G * H), "b": (G * H,)}
+
+    # ----------------------------------------------------------- computation
+
+    def input_projection(self, params: Any, x: Array) -> Array:
+        """``x @ w_ih + b``: shape ``(..., G*H)``; no dependence on the state."""
+        return _add_bias(x @ params.w_ih, params.b)
+
+    def recurrent_bias(self, params: Any) -> Array | None:
+        """A bias added to the recurrent projection, or ``None``."""
+        del params
+        return None
+
+    def recurrent_projection(self, params: Any, h: Array) -> Array:
+        """``h @ w_hh`` plus the recurrent bias: shape ``(..., G*H)``."""
+        hz = h @ params.w_hh
+        rb = self.recurrent_bias(params)
+        return hz if rb is None else _add_bias(hz, rb)
+
+    def gemm_input(self, state: Any) -> Array:
+        """The part of the state the recurrent GEMM reads: ``h`` for every cell."""
+        return state
+
+    def output(self, state: Any) -> Array:
+        """The step's output ``y``: the hidden state ``h``."""
+        return state
+
+    @abc.abstractmethod
+    def pointwise(self, xz: Array, hz: Array, state: Any) -> Any:
+        """The elementwise part of a step: new state from both projections.
+
+        Args:
+          xz: the input projection, shape ``(*batch, G*H)``.
+          hz: the recurrent projection, shape ``(*batch, G*H)``.
+          state: the previous state.
+
+        Returns:
+          The new state, with the structure and shapes of ``state``.
+        """
+
+    def step_from_projection(self, params: Any, xz: Array, state: Any) -> Any:
+        """One step given the input projection ``xz``: returns the new state."""
+        hz = self.recurrent_projection(params, self.gemm_input(state))
+        return self.pointwise(xz, hz, state)
+
+    def __call__(self, params: Any, state: Any, x: Array) -> tuple[Any, Array]:
+        """One step: ``(state, x) -> (new_state, y)``, like a ``lax.scan`` body.
+
+        Args:
+          params: this cell's params NamedTuple.
+          state: the state, ``(*batch, H)`` (LSTM: an :class:`LSTMState`).
+          x: the input, ``(*batch, I)``.
+
+        Returns:
+          ``(new_state, y)`` with ``y = new_state.h`` of shape ``(*batch, H)``.
+        """
+        new_state = self.step_from_projection(
+            params, self.input_projection(params, x), state
+        )
+        return new_state, self.output(new_state)
+
+
+class _ElmanPointwise:
+    """``pointwise`` of the plain RNNs: ``h' = act(xz + hz)``."""
+
+    num_gates: ClassVar[int] = 1
+    params_type: ClassVar[type] = SimpleRNNParams
+
+    def _activation_fn(self) -> Callable[[Array], Array]:
+        raise NotImplementedError
+
+    def pointwise(self, xz: Array, hz: Array, state: Any) -> Array:
+        del state
+        return self._activation_fn()(xz + hz)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimpleRNN(_ElmanPointwise, Cell):
+    """The plain (Elman) recurrent cell.
+
+    .. math::  h_t = \\mathrm{act}(x_t W_{ih} + h_{t-1} W_{hh} + b)
+
+    Args:
+      hidden_size: the number of hidden units ``H``.
+      activation: ``"tanh"``, ``"relu"`` or any elementwise callable.
+      w_ih_init: initializer of ``w_ih`` ``(I, H)``; Glorot-uniform.
+      w_hh_init: initializer of ``w_hh`` ``(H, H)``; orthogonal.
+      b_init: initializer of ``b`` ``(H,)``; zeros.
+
+    Example:
+      >>> import jax, jaxrnn as jr
+      >>> cell = jr.SimpleRNN(8)
+      >>> params = cell.init(jax.random.PRNGKey(0), input_size=3)
+      >>> state, y = cell(params, cell.initial_state((2,)), jax.numpy.ones((2, 3)))
+      >>> y.shape
+      (2, 8)
+    """
+
+    activation: Activation = "tanh"
+    _: dataclasses.KW_ONLY
+    w_ih_init: Initializer = _GLOROT
+    w_hh_init: Initializer = _ORTHOGONAL
+    b_init: Initializer = _ZEROS
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.activation, str):
+            if self.activation not in _ACTIVATIONS:
+                raise ValueError(
+                    f"activation must be one of {sorted(_ACTIVATIONS)} or a "
+                    f"callable, got {self.activation!r}"
+                )
+        elif not callable(self.activation):
+            raise TypeError(
+                "activation must be a string or a callable, got "
+                f"{_checks.describe(self.activation)}"
+            )
+
+    def _activation_fn(self) -> Callable[[Array], Array]:
+        if isinstance(self.activation, str):
+            return _ACTIVATIONS[self.activation]
+        return self.activation
+
+    def _init_params(self, key: Array, input_size: int, dtype: Any) -> SimpleRNNParams:
+        k1, k2, k3 = jax.random.split(key, 3)
+        H = self.hidden_size
+        return SimpleRNNParams(
+            w_ih=_block_init(self.w_ih_init, k1, 1, (input_size, H), dtype),
+            w_hh=_block_init(self.w_hh_init, k2, 1, (H, H), dtype),
+            b=_block_init(self.b_init, k3, 1, (H,), dtype),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class IRNN(_ElmanPointwise, Cell):
+    """The identity-initialised ReLU RNN of Le, Jaitly & Hinton (2015).
+
+    .. math::  h_t = \\max(0,\\; x_t W_{ih} + h_{t-1} W_{hh} + b)
+
+    with ``W_hh = scale * I``, ``W_ih ~ N(0, 0.001^2)`` and ``b = 0`` at
+    initialisation: the untrained recurrence copies its (non-negative) state,
+    so gradients neither vanish nor explode through it at first.
+
+    Args:
+      hidden_size: the number of hidden units ``H``.
+      scale: the diagonal of the initial recurrent matrix (the paper's
+        "np-RNN"-style variants use values below 1).
+      w_ih_init: initializer of ``w_ih`` ``(I, H)``; normal, stddev 0.001.
+      b_init: initializer of ``b`` ``(H,)``; zeros.
+
+    References:
+      Le, Jaitly & Hinton, "A Simple Way to Initialize Recurrent Networks of
+      Rectified Linear Units", arXiv:1504.00941, 2015.
+    """
+
+    scale: float = 1.0
+    _: dataclasses.KW_ONLY
+    w_ih_init: Initializer = _IRNN_INPUT
+    b_init: Initializer = _ZEROS
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)):
+            raise TypeError(f"scale must be a float, got {_checks.describe(self.scale)}")
+
+    @property
+    def activation(self) -> str:
+        """Always ``"relu"``."""
+        return "relu"
+
+    def _activation_fn(self) -> Callable[[Array], Array]:
+        return jax.nn.relu
+
+    def _init_params(self, key: Array, input_size: int, dtype: Any) -> SimpleRNNParams:
+        k1, k3 = jax.random.split(key, 2)
+        H = self.hidden_size
+        return SimpleRNNParams(
+            w_ih=_block_init(self.w_ih_init, k1, 1, (input_size, H), dtype),
+            w_hh=_inits.scaled_identity(self.scale)(None, (H, H), dtype),
+            b=_block_init(self.b_init, k3, 1, (H,), dtype),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class LSTM(Cell):
+    """The long short-term memory cell (Hochreiter & Schmidhuber, 1997).
+
+    With ``a = x_t W_ih + h_{t-1} W_hh + b`` split into gates ``i, f, g, o``:
+
+    .. math::
+        c_t = \\sigma(f) \\odot c_{t-1} + \\sigma(i) \\odot \\tanh(g), \\qquad
+        h_t = \\sigma(o) \\odot \\tanh(c_t)
+
+    Args:
+      hidden_size: the number of hidden units ``H``.
+      forget_bias: added to the forget-gate block of ``b`` at initialisation
+        (Gers et al. 2000; Jozefowicz et al. 2015); with the default zero
+        ``b_init`` the forget bias starts at exactly this value. It is a
+        starting value, trained like any other bias, not a constant added at
+        every step.
+      w_ih_init: initializer of each gate's ``(I, H)`` block; Glorot-uniform.
+      w_hh_init: initializer of each gate's ``(H, H)`` block; orthogonal.
+      b_init: initializer of each gate's ``(H,)`` block; zeros.
+    """
+
+    forget_bias: float = 1.0
+    _: dataclasses.KW_ONLY
+    w_ih_init: Initializer = _GLOROT
+    w_hh_init: Initializer = _ORTHOGONAL
+    b_init: Initializer = _ZEROS
+
+    params_type: ClassVar[type] = LSTMParams
+    num_gates: ClassVar[int] = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.forget_bias, bool) or not isinstance(
+            self.forget_bias, (int, float)
+        ):
+            raise TypeError(
+                f"forget_bias must be a float, got {_checks.describe(self.forget_bias)}"
+            )
+
+    def _init_params(self, key: Array, input_size: int, dtype: Any) -> LSTMParams:
+        k1, k2, k3 = jax.random.split(key, 3)
+        H = self.hidden_size
+        b = _block_init(self.b_init, k3, 4, (H,), dtype)
+        b = b.at[H : 2 * H].add(jnp.asarray(self.forget_bias, dtype))
+        return LSTMParams(
+            w_ih=_block_init(self.w_ih_init, k1, 4, (input_size, H), dtype),
+            w_hh=_block_init(self.w_hh_init, k2, 4, (H, H), dtype),
+            b=b,
+        )
+
+    def initial_state(self, batch_shape: Any = (), dtype: Any = None) -> LSTMState:
+        h = super().initial_state(batch_shape, dtype)
+        return LSTMState(h=h, c=h)
+
+    def state_leaves(self, state: Any) -> dict[str, Array]:
+        return {"h": state.h, "c": state.c}
+
+    def gemm_input(self, state: LSTMState) -> Array:
+        return state.h
+
+    def output(self, state: LSTMState) -> Array:
+        return state.h
+
+    def pointwise(self, xz: Array, hz: Array, state: LSTMState) -> LSTMState:
+        i, f, g, o = jnp.split(xz + hz, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * state.c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return LSTMState(h=h, c=c)
+
+
+@dataclasses.dataclass(frozen=True)
+class GRU(Cell):
+    """The gated recurrent unit (Cho et al., 2014) in PyTorch's/cuDNN's form.
+
+    With gates ``r, z, n`` and ``W_h* `` the blocks of ``w_hh``:
+
+    .. math::
+        r = \\sigma(x W_{ir} + b_r + h W_{hr}), \\quad
+        z = \\sigma(x W_{iz} + b_z + h W_{hz})
+
+        n = \\tanh(x W_{in} + b_n + r \\odot (h W_{hn} + b_{hn}))
+        \\quad \\text{(reset_after=True)}
+
+        n = \\tanh(x W_{in} + b_n + (r \\odot h) W_{hn} + b_{hn})
+        \\quad \\text{(reset_after=False)}
+
+        h' = (1 - z) \\odot n + z \\odot h
+
+    ``reset_after=True`` (the default) is PyTorch's ``nn.GRU``, cuDNN's and
+    Flax's ``GRUCell``: its recurrent GEMM does not depend on ``r``, so the
+    step is one GEMM plus elementwise work. ``reset_after=False`` is the
+    original formulation (Keras' ``reset_after=False``); it needs a second,
+    dependent GEMM per step, so it is not :attr:`elementwise`.
+
+    Args:
+      hidden_size: the number of hidden units ``H``.
+      reset_after: where the reset gate applies (see above).
+      w_ih_init: initializer of each gate's ``(I, H)`` block; Glorot-uniform.
+      w_hh_init: initializer of each gate's ``(H, H)`` block; orthogonal.
+      b_init: initializer of each ``(H,)`` block of ``b`` and of ``b_hn``; zeros.
+    """
+
+    reset_after: bool = True
+    _: dataclasses.KW_ONLY
+    w_ih_init: Initializer = _GLOROT
+    w_hh_init: Initializer = _ORTHOGONAL
+    b_init: Initializer = _ZEROS
+
+    params_type: ClassVar[type] = GRUParams
+    num_gates: ClassVar[int] = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.reset_after, bool):
+            raise TypeError(
+                f"reset_after must be a bool, got {_checks.describe(self.reset_after)}"
+            )
+
+    @property
+    def elementwise(self) -> bool:  # type: ignore[override]
+        """Only ``reset_after=True`` is one GEMM plus elementwise work."""
+        return self.reset_after
+
+    def _param_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
+        shapes = super()._param_shapes(input_size)
+        shapes["b_hn"] = (self.hidden_size,)
+        return shapes
+
+    def _init_params(self, key: Array, input_size: int, dtype: Any) -> GRUParams:
+        k1, k2, k3, k4 = jax.random.split(key, 4)
+        H = self.hidden_size
+        return GRUParams(
+            w_ih=_block_init(self.w_ih_init, k1, 3, (input_size, H), dtype),
+            w_hh=_block_init(self.w_hh_init, k2, 3, (H, H), dtype),
+            b=_block_init(self.b_init, k3, 3, (H,), dtype),
+            b_hn=_block_init(self.b_init, k4, 1, (H,), dtype),
+        )
+
+    def recurrent_bias(self, params: GRUParams) -> Array:
+        zeros = jnp.zeros((2 * self.hidden_size,), params.b_hn.dtype)
+        return jnp.concatenate([zeros, params.b_hn])
+
+    def pointwise(self, xz: Array, hz: Array, state: Array) -> Array:
+        if not self.reset_after:
+            raise NotImplementedError(
+                "GRU(reset_after=False) has no elementwise step: its candidate "
+                "needs (r * h) @ W_hn, a second GEMM; use step_from_projection"
+            )
+        xr, xzg, xn = jnp.split(xz, 3, axis=-1)
+        hr, hzg, hn = jnp.split(hz, 3, axis=-1)
+        r = jax.nn.sigmoid(xr + hr)
+        z = jax.nn.sigmoid(xzg + hzg)
+        n = jnp.tanh(xn + r * hn)
+        return (1.0 - z) * n + z * state
+
+    def step_from_projection(self, params: GRUParams, xz: Array, state: Array) -> Array:
+        if self.reset_after:
+            return super().step_from_projection(params, xz, state)
+        H = self.hidden_size
+        xr, xzg, xn = jnp.split(xz, 3, axis=-1)
+        hrz = state @ params.w_hh[:, : 2 * H]
+        r = jax.nn.sigmoid(xr + hrz[..., :H])
+        z = jax.nn.sigmoid(xzg + hrz[..., H:])
+        n = jnp.tanh(xn + _add_bias((r * state) @ params.w_hh[:, 2 * H :], params.b_hn))
+        return (1.0 - z) * n + z * state

@@ -1,0 +1,510 @@
+"""The sequence driver :func:`rnn`, and stacks and bidirectional layers over it.
+
+Shapes: inputs are batch-major ``(*batch, time, features)`` with any number of
+leading batch dims (zero included); ``time_major=True`` takes
+``(time, *batch, features)``. Outputs follow the input layout. Internally every
+call is brought to one time-major layout ``(T, B, F)`` with the batch dims
+flattened, run, and brought back.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from . import _checks
+from .cells import Cell
+from .clipping import _check_max_norm, clip_gradient
+
+__all__ = ["rnn", "bidirectional_rnn", "stacked_rnn", "init_stacked"]
+
+Array = jax.Array
+Layer = Union[Cell, Sequence[Cell]]
+
+IMPLS = ("fused", "scan")
+RESIDUAL_POLICIES = ("gates", "states")
+_MERGES: dict[str, Callable[[Array, Array], Array]] = {
+    "concat": lambda a, b: jnp.concatenate([a, b], axis=-1),
+    "sum": jnp.add,
+}
+
+
+# --------------------------------------------------------------------------
+# validation
+
+
+def _check_options(impl: Any, residuals: Any, bptt_clip: Any, unroll: Any) -> None:
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if isinstance(residuals, str):
+        if residuals not in RESIDUAL_POLICIES:
+            raise ValueError(
+                f"residuals must be one of {RESIDUAL_POLICIES} or a positive int "
+                f"(keep every K-th state), got {residuals!r}"
+            )
+    else:
+        try:
+            _checks.positive_int("residuals", residuals)
+        except TypeError:
+            raise TypeError(
+                f"residuals must be one of {RESIDUAL_POLICIES} or a positive int "
+                f"(keep every K-th state), got {_checks.describe(residuals)}"
+            ) from None
+    if bptt_clip is not None:
+        try:
+            _check_max_norm(bptt_clip)
+        except (TypeError, ValueError) as e:
+            raise type(e)(str(e).replace("max_norm", "bptt_clip", 1)) from None
+    if not isinstance(unroll, bool):
+        _checks.positive_int("unroll", unroll)
+
+
+def _check_flag(name: str, value: Any) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {_checks.describe(value)}")
+
+
+def _check_xs(xs: Any, input_size: int, dtype: Any, time_major: bool) -> None:
+    _checks.array("xs", xs)
+    layout = "(time, *batch, features)" if time_major else "(*batch, time, features)"
+    if xs.ndim < 2:
+        raise ValueError(
+            f"xs must have shape {layout} with at least 2 dims, got shape "
+            f"{tuple(xs.shape)}"
+        )
+    if not jnp.issubdtype(xs.dtype, jnp.floating):
+        raise TypeError(f"xs must have a floating dtype, got {xs.dtype}")
+    if xs.shape[-1] != input_size:
+        raise ValueError(
+            f"xs must have {input_size} features (the input_size of params.w_ih) "
+            f"on its last axis, got shape {tuple(xs.shape)}"
+        )
+    if xs.dtype != dtype:
+        raise TypeError(
+            f"xs has dtype {xs.dtype} but params have dtype {dtype}; cast one of "
+            "them explicitly (jaxrnn does not cast silently)"
+        )
+
+
+def _check_state(
+    cell: Cell, state: Any, batch_shape: tuple[int, ...], dtype: Any, name: str
+) -> None:
+    template = cell.initial_state(batch_shape, dtype)
+    if jax.tree_util.tree_structure(state) != jax.tree_util.tree_structure(template):
+        expected = type(template).__name__ if isinstance(template, tuple) else "an array"
+        raise TypeError(
+            f"{name} must be {expected} for {type(cell).__name__}, got "
+            f"{_checks.describe(state)}"
+        )
+    for field, leaf in cell.state_leaves(state).items():
+        label = name if field == "h" and not isinstance(state, tuple) else f"{name}.{field}"
+        _checks.array(label, leaf)
+        want = (*batch_shape, cell.hidden_size)
+        if tuple(leaf.shape) != want:
+            raise ValueError(
+                f"{label} must have shape {want} (the batch shape {batch_shape} of "
+                f"xs, then hidden_size {cell.hidden_size}), got shape "
+                f"{tuple(leaf.shape)}"
+            )
+        if leaf.dtype != dtype:
+            raise TypeError(
+                f"{label} must have dtype {dtype} (that of xs and params), got "
+                f"{leaf.dtype}"
+            )
+
+
+def _check_seq_lengths(
+    seq_lengths: Any, batch_shape: tuple[int, ...], num_steps: int
+) -> None:
+    _checks.array("seq_lengths", seq_lengths)
+    if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
+        raise TypeError(
+            f"seq_lengths must have an integer dtype, got {seq_lengths.dtype}"
+        )
+    if tuple(seq_lengths.shape) != batch_shape:
+        raise ValueError(
+            f"seq_lengths must have the batch shape of xs, {batch_shape}, got "
+            f"shape {tuple(seq_lengths.shape)}"
+        )
+    if _checks.is_concrete(seq_lengths) and seq_lengths.size:
+        lo, hi = int(np.min(seq_lengths)), int(np.max(seq_lengths))
+        if lo < 0 or hi > num_steps:
+            raise ValueError(
+                f"seq_lengths must lie in [0, {num_steps}] (the time length of xs), "
+                f"got values from {lo} to {hi}"
+            )
+
+
+# --------------------------------------------------------------------------
+# the reference implementation
+
+
+def reverse_padded(xs: Array, seq_lengths: Array | None) -> Array:
+    """Reverses each sequence of ``xs (T, B, ...)`` within its valid length.
+
+    Steps past a sequence's length stay where they are, so the permutation is
+    its own inverse: applied to the outputs of a run over the reversed inputs,
+    it puts them back in their original positions.
+    """
+    if seq_lengths is None:
+        return xs[::-1]
+    t = jnp.arange(xs.shape[0], dtype=seq_lengths.dtype)[:, None]  # (T, 1)
+    lengths = seq_lengths[None, :]  # (1, B)
+    idx = jnp.where(t < lengths, lengths - 1 - t, t)  # (T, B)
+    idx = idx.reshape(idx.shape + (1,) * (xs.ndim - 2))
+    return jnp.take_along_axis(xs, idx, axis=0)
+
+
+def _scan_impl(
+    cell: Cell,
+    params: Any,
+    xs: Array,
+    state: Any,
+    seq_lengths: Array | None,
+    reverse: bool,
+    bptt_clip: Any,
+    unroll: Any,
+) -> tuple[Any, Array]:
+    """``lax.scan`` over ``cell(...)``: xs ``(T, B, I)``, state ``(B, H)``."""
+    if reverse:
+        xs = reverse_padded(xs, seq_lengths)
+    steps = jnp.arange(xs.shape[0], dtype=jnp.int32)
+
+    def body(carry: Any, inputs: tuple[Array, Array]) -> tuple[Any, Array]:
+        x_t, t = inputs
+        s_in = carry if bptt_clip is None else clip_gradient(carry, bptt_clip)
+        new, y = cell(params, s_in, x_t)
+        if seq_lengths is not None:
+            valid = (t < seq_lengths)[:, None]
+            # Past its length a sequence keeps its state and emits zeros; the
+            # pass-through uses the unclipped carry, so padding never clips.
+            new = jax.tree_util.tree_map(
+                lambda n, o: jnp.where(valid, n, o), new, carry
+            )
+            y = jnp.where(valid, y, jnp.zeros_like(y))
+        return new, y
+
+    final, ys = lax.scan(body, state, (xs, steps), unroll=unroll)
+    if reverse:
+        ys = reverse_padded(ys, seq_lengths)
+    return final, ys
+
+
+# --------------------------------------------------------------------------
+# the public driver
+
+
+def rnn(
+    cell: Cell,
+    params: Any,
+    xs: Array,
+    state: Any = None,
+    *,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    time_major: bool = False,
+    impl: str = "fused",
+    residuals: str | int = "states",
+    bptt_clip: float | None = None,
+    unroll: int | bool = 1,
+) -> tuple[Any, Array]:
+    """Runs ``cell`` over a whole sequence.
+
+    Args:
+      cell: a :class:`~jaxrnn.Cell` (``SimpleRNN``, ``IRNN``, ``LSTM``, ``GRU``).
+      params: the cell's params NamedTuple, as made by ``cell.init``.
+      xs: inputs ``(*batch, time, features)``, or ``(time, *batch, features)``
+        with ``time_major=True``; any number of batch dims, zero included.
+        Its dtype must equal that of ``params``.
+      state: the initial state, shaped like ``cell.initial_state(batch_shape)``;
+        ``None`` means zeros.
+      seq_lengths: integer array of shape ``batch_shape``, values in
+        ``[0, time]``. Steps at or past a sequence's length leave its state
+        unchanged and give zero outputs; the final state is the state at its
+        last valid step. The range is checked when the values are concrete
+        (not under ``jit``).
+      reverse: run each sequence from its last valid step to its first
+        (padding stays at the end); outputs stay in their original positions,
+        as in the backward layer of a bidirectional RNN.
+      time_major: whether time is the leading axis of ``xs`` and the outputs.
+      impl: ``"fused"`` (the fused recurrence engine) or ``"scan"`` (the
+        reference: ``lax.scan`` over ``cell(...)``, differentiated by JAX).
+      residuals: what the fused forward keeps for its backward pass:
+        ``"gates"``, ``"states"`` or an int ``K`` (keep every K-th state).
+        The scan reference ignores it.
+      bptt_clip: if given, the per-example norm of the state gradient is
+        clipped to this value at every step of the backward pass (Graves,
+        2013), through :func:`jaxrnn.clipping.clip_gradient`; ``None`` keeps
+        gradients exact. Values are unchanged either way.
+      unroll: passed to :func:`jax.lax.scan`.
+
+    Returns:
+      ``(final_state, ys)``: the final state (shaped like ``state``) and the
+      outputs ``h_t`` for every step, shaped like ``xs`` with ``hidden_size``
+      features.
+
+    Example:
+      >>> import jax, jaxrnn as jr
+      >>> cell = jr.GRU(hidden_size=16)
+      >>> params = cell.init(jax.random.PRNGKey(0), input_size=4)
+      >>> xs = jax.numpy.ones((2, 10, 4))
+      >>> final, ys = jr.rnn(cell, params, xs, impl="scan")
+      >>> final.shape, ys.shape
+      ((2, 16), (2, 10, 16))
+    """
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be a jaxrnn Cell, got {_checks.describe(cell)}")
+    _check_options(impl, residuals, bptt_clip, unroll)
+    _check_flag("reverse", reverse)
+    _check_flag("time_major", time_major)
+    input_size = cell.check_params(params)
+    dtype = params.w_ih.dtype
+    _check_xs(xs, input_size, dtype, time_major)
+
+    if time_major:
+        num_steps, batch_shape = xs.shape[0], tuple(xs.shape[1:-1])
+    else:
+        num_steps, batch_shape = xs.shape[-2], tuple(xs.shape[:-2])
+    if state is None:
+        state = cell.initial_state(batch_shape, dtype)
+    else:
+        _check_state(cell, state, batch_shape, dtype, "state")
+    if seq_lengths is not None:
+        _check_seq_lengths(seq_lengths, batch_shape, num_steps)
+
+    # One internal layout: time-major, the batch dims flattened into one.
+    B = math.prod(batch_shape)
+    xs = jnp.asarray(xs)
+    if not time_major:
+        xs = jnp.moveaxis(xs, -2, 0)
+    xs = xs.reshape(num_steps, B, input_size)
+    flat_state = jax.tree_util.tree_map(
+        lambda s: jnp.asarray(s).reshape(B, cell.hidden_size), state
+    )
+    # int32 is exact here: the values were checked to lie in [0, time].
+    flat_lengths = (
+        None
+        if seq_lengths is None
+        else jnp.asarray(seq_lengths).reshape(B).astype(jnp.int32)
+    )
+
+    if impl == "scan":
+        final, ys = _scan_impl(
+            cell, params, xs, flat_state, flat_lengths, reverse, bptt_clip, unroll
+        )
+    else:
+        raise NotImplementedError(
+            'impl="fused" (the fused recurrence engine) is not available yet; '
+            'use impl="scan"'
+        )
+
+    final = jax.tree_util.tree_map(
+        lambda s: s.reshape(*batch_shape, cell.hidden_size), final
+    )
+    ys = ys.reshape(num_steps, *batch_shape, cell.hidden_size)
+    if not time_major:
+        ys = jnp.moveaxis(ys, 0, -2)
+    return final, ys
+
+
+# --------------------------------------------------------------------------
+# bidirectional layers and stacks
+
+
+def _check_pair(name: str, value: Any) -> tuple[Any, Any]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(
+            f"{name} must be a (forward, backward) pair, got {_checks.describe(value)}"
+        )
+    return value[0], value[1]
+
+
+def bidirectional_rnn(
+    cells: Sequence[Cell],
+    params: Sequence[Any],
+    xs: Array,
+    states: Sequence[Any] | None = None,
+    *,
+    seq_lengths: Array | None = None,
+    time_major: bool = False,
+    merge: str | Callable[[Array, Array], Array] = "concat",
+    impl: str = "fused",
+    residuals: str | int = "states",
+    bptt_clip: float | None = None,
+    unroll: int | bool = 1,
+) -> tuple[tuple[Any, Any], Array]:
+    """A bidirectional layer: a forward and a reverse :func:`rnn`, merged.
+
+    The backward direction runs each sequence from its last valid step to
+    its first (``reverse=True``), so with ``seq_lengths`` the padding never
+    feeds it; its outputs are in their original time positions.
+
+    Args:
+      cells: ``(forward_cell, backward_cell)``; they may differ.
+      params: ``(forward_params, backward_params)``.
+      xs: inputs, as for :func:`rnn`.
+      states: ``(forward_state, backward_state)`` or ``None`` (zeros).
+      seq_lengths: as for :func:`rnn`, shared by both directions.
+      time_major: as for :func:`rnn`.
+      merge: ``"concat"`` (features ``H_fw + H_bw``), ``"sum"`` (needs equal
+        hidden sizes) or a callable ``merge(ys_fw, ys_bw)``.
+      impl, residuals, bptt_clip, unroll: as for :func:`rnn`.
+
+    Returns:
+      ``((final_fw, final_bw), ys)``.
+    """
+    cell_fw, cell_bw = _check_pair("cells", cells)
+    params_fw, params_bw = _check_pair("params", params)
+    state_fw, state_bw = (None, None) if states is None else _check_pair("states", states)
+    if isinstance(merge, str):
+        if merge not in _MERGES:
+            raise ValueError(
+                f"merge must be one of {sorted(_MERGES)} or a callable, got {merge!r}"
+            )
+        if merge == "sum" and cell_fw.hidden_size != cell_bw.hidden_size:
+            raise ValueError(
+                'merge="sum" needs equal hidden sizes, got '
+                f"{cell_fw.hidden_size} (forward) and {cell_bw.hidden_size} (backward)"
+            )
+        merge_fn = _MERGES[merge]
+    elif callable(merge):
+        merge_fn = merge
+    else:
+        raise TypeError(
+            f"merge must be a string or a callable, got {_checks.describe(merge)}"
+        )
+    kwargs = dict(
+        seq_lengths=seq_lengths,
+        time_major=time_major,
+        impl=impl,
+        residuals=residuals,
+        bptt_clip=bptt_clip,
+        unroll=unroll,
+    )
+    final_fw, ys_fw = rnn(cell_fw, params_fw, xs, state_fw, **kwargs)
+    final_bw, ys_bw = rnn(cell_bw, params_bw, xs, state_bw, reverse=True, **kwargs)
+    return (final_fw, final_bw), merge_fn(ys_fw, ys_bw)
+
+
+def _is_bidirectional(layer: Any) -> bool:
+    return isinstance(layer, (tuple, list))
+
+
+def _check_layers(layers: Any) -> None:
+    if not isinstance(layers, (tuple, list)) or not layers:
+        raise TypeError(
+            "layers must be a non-empty sequence of cells or (forward, backward) "
+            f"cell pairs, got {_checks.describe(layers)}"
+        )
+    for i, layer in enumerate(layers):
+        cells = _check_pair(f"layers[{i}]", layer) if _is_bidirectional(layer) else (layer,)
+        for c in cells:
+            if not isinstance(c, Cell):
+                raise TypeError(
+                    f"layers[{i}] must be a jaxrnn Cell or a (forward, backward) pair "
+                    f"of cells, got {_checks.describe(c)}"
+                )
+
+
+def _layer_output_size(layer: Layer) -> int:
+    if _is_bidirectional(layer):
+        return layer[0].hidden_size + layer[1].hidden_size
+    return layer.hidden_size
+
+
+def init_stacked(
+    key: Array, layers: Sequence[Layer], input_size: int, dtype: Any = None
+) -> tuple[Any, ...]:
+    """Initialises the parameters of a stack for :func:`stacked_rnn`.
+
+    Args:
+      key: a PRNG key.
+      layers: a sequence whose items are cells (unidirectional layers) or
+        ``(forward_cell, backward_cell)`` pairs (bidirectional layers, whose
+        outputs are concatenated).
+      input_size: the number of input features of the first layer.
+      dtype: as for ``Cell.init``.
+
+    Returns:
+      A tuple with one item per layer: a params NamedTuple, or a
+      ``(forward_params, backward_params)`` pair.
+    """
+    _check_layers(layers)
+    params = []
+    size = input_size
+    for layer, k in zip(layers, jax.random.split(key, len(layers))):
+        if _is_bidirectional(layer):
+            k_fw, k_bw = jax.random.split(k)
+            params.append((layer[0].init(k_fw, size, dtype), layer[1].init(k_bw, size, dtype)))
+        else:
+            params.append(layer.init(k, size, dtype))
+        size = _layer_output_size(layer)
+    return tuple(params)
+
+
+def stacked_rnn(
+    layers: Sequence[Layer],
+    params: Sequence[Any],
+    xs: Array,
+    states: Sequence[Any] | None = None,
+    *,
+    seq_lengths: Array | None = None,
+    time_major: bool = False,
+    impl: str = "fused",
+    residuals: str | int = "states",
+    bptt_clip: float | None = None,
+    unroll: int | bool = 1,
+) -> tuple[tuple[Any, ...], Array]:
+    """Runs a stack of layers, each feeding its outputs to the next.
+
+    Args:
+      layers: cells and ``(forward_cell, backward_cell)`` pairs, as for
+        :func:`init_stacked`; a pair is a :func:`bidirectional_rnn` layer
+        with concatenated outputs.
+      params: one item per layer, as made by :func:`init_stacked`.
+      xs: inputs of the first layer, as for :func:`rnn`.
+      states: one initial state per layer (a pair for a bidirectional layer),
+        or ``None`` for zeros everywhere.
+      seq_lengths, time_major, impl, residuals, bptt_clip, unroll: as for
+        :func:`rnn`, shared by every layer.
+
+    Returns:
+      ``(finals, ys)``: a tuple of each layer's final state (a pair for a
+      bidirectional layer) and the last layer's outputs.
+    """
+    _check_layers(layers)
+    if not isinstance(params, (tuple, list)) or len(params) != len(layers):
+        raise ValueError(
+            f"params must hold one item per layer ({len(layers)}), got "
+            f"{len(params) if isinstance(params, (tuple, list)) else _checks.describe(params)}"
+        )
+    if states is None:
+        states = (None,) * len(layers)
+    elif not isinstance(states, (tuple, list)) or len(states) != len(layers):
+        raise ValueError(
+            f"states must be None or hold one item per layer ({len(layers)}), got "
+            f"{len(states) if isinstance(states, (tuple, list)) else _checks.describe(states)}"
+        )
+    kwargs = dict(
+        seq_lengths=seq_lengths,
+        time_major=time_major,
+        impl=impl,
+        residuals=residuals,
+        bptt_clip=bptt_clip,
+        unroll=unroll,
+    )
+    finals = []
+    ys = xs
+    for layer, p, s in zip(layers, params, states):
+        if _is_bidirectional(layer):
+            final, ys = bidirectional_rnn(layer, p, ys, s, **kwargs)
+        else:
+            final, ys = rnn(layer, p, ys, s, **kwargs)
+        finals.append(final)
+    return tuple(finals), ys

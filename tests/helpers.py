@@ -1,0 +1,64 @@
+"""Helpers shared by the tests: the cells under test, tolerances, random inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxrnn as jr
+
+# One instance of each cell variant the library offers. Small sizes keep the
+# number and cost of compilations down.
+HIDDEN = 4
+INPUT = 3
+
+CELLS = {
+    "tanh": jr.SimpleRNN(HIDDEN),
+    "relu": jr.SimpleRNN(HIDDEN, activation="relu"),
+    "irnn": jr.IRNN(HIDDEN, scale=0.9),
+    "lstm": jr.LSTM(HIDDEN),
+    "gru": jr.GRU(HIDDEN),
+    "gru_rb": jr.GRU(HIDDEN, reset_after=False),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Precision:
+    dtype: np.dtype
+    rtol: float
+    atol: float
+
+
+def random_params(cell, key, input_size=INPUT, dtype=jnp.float32):
+    """Params with every entry random (IRNN's identity and zero biases too),
+    so that no term of a cell's equations can hide behind a zero."""
+    params = cell.init(key, input_size, dtype)
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
+    leaves = [
+        (0.5 * jax.random.normal(k, leaf.shape, jnp.float32)).astype(dtype)
+        for k, leaf in zip(keys, leaves)
+    ]
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def random_state(cell, key, batch_shape, dtype=jnp.float32):
+    template = cell.initial_state(batch_shape, dtype)
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    keys = jax.random.split(key, len(leaves))
+    # Non-negative, so ReLU cells start in their active region.
+    leaves = [jnp.abs(jax.random.normal(k, leaf.shape, dtype)) for k, leaf in zip(keys, leaves)]
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def assert_trees_close(a, b, prec):
+    jax.tree_util.tree_map(
+        lambda x, y: np.testing.assert_allclose(
+            np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=prec.rtol, atol=prec.atol
+        ),
+        a,
+        b,
+    )
