@@ -6,7 +6,7 @@ half of the sequence, and the target is the sum of the two marked values.
 Predicting the mean gives a mean squared error of about 1/6 = 0.167, so a
 model beats that baseline only if it carries information across the sequence.
 
-Run:  python examples/quickstart.py [--steps 300] [--length 50]
+Run:  python examples/quickstart.py [--steps 800] [--length 30]
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ def train(cell, steps, length, batch=64, seed=0):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--length", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--length", type=int, default=30)
     args = parser.parse_args()
     print(f"adding problem, T={args.length}; predicting the mean scores MSE ~ 0.167")
     for name, cell in [("LSTM(32)", jr.LSTM(32)), ("SimpleRNN(32, tanh)", jr.SimpleRNN(32))]:

@@ -113,7 +113,10 @@ def _block_init(
 ) -> Array:
     """Draws ``num_blocks`` blocks of ``shape`` and concatenates them on the last axis."""
     keys = jax.random.split(key, num_blocks)
-    blocks = [init(k, shape, dtype) for k in keys]
+    # bf16/fp16 params are drawn in float32 and rounded: some initializers
+    # (orthogonal's QR) have no half-precision kernel on CPU.
+    draw_dtype = jnp.float32 if jnp.dtype(dtype).itemsize < 4 else dtype
+    blocks = [init(k, shape, draw_dtype) for k in keys]
     for blk in blocks:
         if blk.shape != shape:
             raise ValueError(

@@ -133,7 +133,8 @@ def _check_seq_lengths(
             f"shape {tuple(seq_lengths.shape)}"
         )
     if _checks.is_concrete(seq_lengths) and seq_lengths.size:
-        lo, hi = int(np.min(seq_lengths)), int(np.max(seq_lengths))
+        values = np.asarray(seq_lengths)  # concrete: safe even inside a trace
+        lo, hi = int(values.min()), int(values.max())
         if lo < 0 or hi > num_steps:
             raise ValueError(
                 f"seq_lengths must lie in [0, {num_steps}] (the time length of xs), "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +33,7 @@ class Precision:
     atol: float
 
 
+@functools.partial(jax.jit, static_argnames=("cell", "input_size", "dtype"))
 def random_params(cell, key, input_size=INPUT, dtype=jnp.float32):
     """Params with every entry random (IRNN's identity and zero biases too),
     so that no term of a cell's equations can hide behind a zero."""
@@ -45,6 +47,7 @@ def random_params(cell, key, input_size=INPUT, dtype=jnp.float32):
     return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
+@functools.partial(jax.jit, static_argnames=("cell", "batch_shape", "dtype"))
 def random_state(cell, key, batch_shape, dtype=jnp.float32):
     template = cell.initial_state(batch_shape, dtype)
     leaves, treedef = jax.tree_util.tree_flatten(template)

@@ -1,0 +1,272 @@
+"""The sequence driver: rnn(impl="scan") against loops of single steps."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import CELLS, INPUT, Precision, assert_trees_close, random_params, random_state
+from jax.test_util import check_grads
+
+import jaxrnn as jr
+from jaxrnn.clipping import clip_gradient
+
+KEY = jax.random.PRNGKey(0)
+T, B = 5, 2
+F32 = Precision(np.dtype("float32"), rtol=1e-5, atol=1e-6)
+
+
+def loop_rnn(cell, params, xs, state, bptt_clip=None):
+    """A Python loop of single steps over batch-major xs (B, T, I)."""
+    if xs.shape[1] == 0:
+        return state, jnp.zeros((xs.shape[0], 0, cell.hidden_size), xs.dtype)
+    ys = []
+    for t in range(xs.shape[1]):
+        if bptt_clip is not None:
+            state = clip_gradient(state, bptt_clip)
+        state, y = cell(params, state, xs[:, t])
+        ys.append(y)
+    return state, jnp.stack(ys, axis=1)
+
+
+def weighted_loss(final, ys):
+    """A loss that weighs every output and the final state differently."""
+    w = jnp.sin(jnp.arange(ys.size, dtype=ys.dtype)).reshape(ys.shape)
+    leaves = jax.tree_util.tree_leaves(final)
+    return jnp.sum(w * ys) + sum(jnp.sum(jnp.cos(leaf)) for leaf in leaves)
+
+
+def inputs(cell, dtype, batch=B, steps=T):
+    params = random_params(cell, KEY, dtype=dtype)
+    xs = jax.random.normal(jax.random.PRNGKey(1), (batch, steps, INPUT), dtype)
+    state = random_state(cell, jax.random.PRNGKey(2), (batch,), dtype)
+    return params, xs, state
+
+
+def test_matches_python_loop(cell, prec):
+    params, xs, state = inputs(cell, prec.dtype)
+
+    def run(p, x, s):
+        return weighted_loss(*jr.rnn(cell, p, x, s, impl="scan"))
+
+    def ref(p, x, s):
+        return weighted_loss(*loop_rnn(cell, p, x, s))
+
+    final, ys = jr.rnn(cell, params, xs, state, impl="scan")
+    want_final, want_ys = jax.jit(loop_rnn, static_argnums=0)(cell, params, xs, state)
+    assert ys.dtype == prec.dtype
+    assert_trees_close(ys, want_ys, prec)
+    assert_trees_close(final, want_final, prec)
+    got = jax.jit(jax.grad(run, argnums=(0, 1, 2)))(params, xs, state)
+    want = jax.jit(jax.grad(ref, argnums=(0, 1, 2)))(params, xs, state)
+    assert_trees_close(got, want, prec)
+
+
+def test_check_grads(cell):
+    with jax.enable_x64(True):
+        params, xs, state = inputs(cell, jnp.float64, batch=2, steps=3)
+        lengths = jnp.array([3, 1])
+
+        def run(p, x, s):
+            return jr.rnn(cell, p, x, s, seq_lengths=lengths, reverse=True, impl="scan")
+
+        check_grads(run, (params, xs, state), order=1, modes=["rev"])
+
+
+SEQ_CASES = [
+    *[(name, reverse, None) for name in ["tanh", "lstm", "gru", "gru_rb"] for reverse in (False, True)],
+    ("lstm", False, 0.05),
+    ("lstm", True, 0.05),
+    ("gru", True, 0.05),
+]
+
+
+@pytest.mark.parametrize("name,reverse,bptt_clip", SEQ_CASES, ids=str)
+def test_seq_lengths_equal_unpadded_runs(name, reverse, bptt_clip):
+    """A padded batch gives, per sequence, what its unpadded run alone gives."""
+    cell = CELLS[name]
+    params, xs, state = inputs(cell, jnp.float32, batch=3)
+    lengths = jnp.array([T, 2, 0])
+
+    final, ys = jr.rnn(
+        cell, params, xs, state, seq_lengths=lengths, reverse=reverse,
+        bptt_clip=bptt_clip, impl="scan",
+    )
+
+    def padded_loss(p, x, s):
+        f, y = jr.rnn(cell, p, x, s, seq_lengths=lengths, reverse=reverse,
+                      bptt_clip=bptt_clip, impl="scan")
+        return weighted_loss(f, y)
+
+    grads = jax.jit(jax.grad(padded_loss, argnums=(0, 1, 2)))(params, xs, state)
+    param_grads = jax.tree_util.tree_map(jnp.zeros_like, params)
+    w_full = jnp.sin(jnp.arange(ys.size, dtype=ys.dtype)).reshape(ys.shape)
+
+    for b, L in enumerate(lengths.tolist()):
+        x_b = xs[b : b + 1, :L]
+        s_b = jax.tree_util.tree_map(lambda a: a[b : b + 1], state)
+        w_b = w_full[b : b + 1, :L]
+
+        def alone(p, x, s):
+            x_in = x[:, ::-1] if reverse else x
+            f, y = loop_rnn(cell, p, x_in, s, bptt_clip=bptt_clip)
+            y = y[:, ::-1] if reverse else y
+            return f, y
+
+        def alone_loss(p, x, s):
+            f, y = alone(p, x, s)
+            return jnp.sum(w_b * y) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree_util.tree_leaves(f))
+
+        f_b, y_b = jax.jit(alone)(params, x_b, s_b)
+        assert_trees_close(ys[b : b + 1, :L], y_b, F32)
+        np.testing.assert_array_equal(ys[b, L:], 0.0)
+        assert_trees_close(jax.tree_util.tree_map(lambda a: a[b : b + 1], final), f_b, F32)
+
+        g_p, g_x, g_s = jax.jit(jax.grad(alone_loss, argnums=(0, 1, 2)))(params, x_b, s_b)
+        param_grads = jax.tree_util.tree_map(jnp.add, param_grads, g_p)
+        assert_trees_close(grads[1][b : b + 1, :L], g_x, F32)
+        np.testing.assert_array_equal(grads[1][b, L:], 0.0)  # padding gets no gradient
+        assert_trees_close(jax.tree_util.tree_map(lambda a: a[b : b + 1], grads[2]), g_s, F32)
+    assert_trees_close(grads[0], param_grads, Precision(np.dtype("float32"), 1e-4, 1e-5))
+
+
+@pytest.mark.parametrize("name", ["relu", "lstm"])
+def test_reverse_without_lengths_runs_flipped_sequence(name):
+    cell = CELLS[name]
+    params, xs, state = inputs(cell, jnp.float32)
+    final, ys = jr.rnn(cell, params, xs, state, reverse=True, impl="scan")
+    want_final, want_ys = loop_rnn(cell, params, xs[:, ::-1], state)
+    assert_trees_close(ys, want_ys[:, ::-1], F32)
+    assert_trees_close(final, want_final, F32)
+
+
+@pytest.mark.parametrize("batch_shape", [(), (3,), (2, 3), (0,)], ids=str)
+def test_batch_dims_and_time_major(batch_shape):
+    cell = CELLS["lstm"]
+    params = random_params(cell, KEY)
+    xs = jax.random.normal(KEY, (*batch_shape, T, INPUT))
+    state = random_state(cell, jax.random.PRNGKey(3), batch_shape)
+    lengths = jax.random.randint(KEY, batch_shape, 0, T + 1)
+    final, ys = jr.rnn(cell, params, xs, state, seq_lengths=lengths, impl="scan")
+    assert ys.shape == (*batch_shape, T, cell.hidden_size)
+    assert final.h.shape == final.c.shape == (*batch_shape, cell.hidden_size)
+
+    # The same sequences as one flat batch.
+    n = int(np.prod(batch_shape))
+    H = cell.hidden_size
+    flat_final, flat_ys = jr.rnn(
+        cell, params, xs.reshape(n, T, INPUT),
+        jax.tree_util.tree_map(lambda a: a.reshape(n, H), state),
+        seq_lengths=lengths.reshape(n), impl="scan",
+    )
+    assert_trees_close(ys.reshape(n, T, H), flat_ys, F32)
+    assert_trees_close(jax.tree_util.tree_map(lambda a: a.reshape(n, H), final), flat_final, F32)
+
+    # time_major: the same computation with time leading, inputs and outputs.
+    tm_final, tm_ys = jr.rnn(
+        cell, params, jnp.moveaxis(xs, -2, 0), state, seq_lengths=lengths,
+        time_major=True, impl="scan",
+    )
+    assert_trees_close(jnp.moveaxis(tm_ys, 0, -2), ys, F32)
+    assert_trees_close(tm_final, final, F32)
+
+
+def test_empty_sequence_returns_initial_state():
+    cell = CELLS["gru"]
+    params, _, state = inputs(cell, jnp.float32)
+    final, ys = jr.rnn(cell, params, jnp.zeros((B, 0, INPUT)), state, impl="scan")
+    assert ys.shape == (B, 0, cell.hidden_size)
+    np.testing.assert_array_equal(final, state)
+
+
+def test_unroll_changes_nothing():
+    cell = CELLS["lstm"]
+    params, xs, state = inputs(cell, jnp.float32)
+    a = jr.rnn(cell, params, xs, state, impl="scan")
+    b = jr.rnn(cell, params, xs, state, impl="scan", unroll=2)
+    c = jr.rnn(cell, params, xs, state, impl="scan", unroll=True)
+    assert_trees_close(a, b, F32)
+    assert_trees_close(a, c, F32)
+
+
+def test_jit_and_vmap():
+    cell = CELLS["gru"]
+    params, xs, state = inputs(cell, jnp.float32)
+    run = lambda p, x, s: jr.rnn(cell, p, x, s, impl="scan")  # noqa: E731
+    eager = run(params, xs, state)
+    assert_trees_close(jax.jit(run)(params, xs, state), eager, F32)
+
+    # vmap over a data axis equals the same axis as a batch dim.
+    xs3 = jnp.stack([xs, 2 * xs, -xs])
+    s3 = jnp.stack([state] * 3)
+    assert_trees_close(jax.vmap(run, in_axes=(None, 0, 0))(params, xs3, s3), run(params, xs3, s3), F32)
+
+    # vmap over params (an ensemble) equals a loop over its members.
+    keys = jax.random.split(KEY, 3)
+    ensemble = jax.vmap(lambda k: random_params(cell, k))(keys)
+    got = jax.vmap(run, in_axes=(0, None, None))(ensemble, xs, state)
+    for i, k in enumerate(keys):
+        want = run(random_params(cell, k), xs, state)
+        assert_trees_close(jax.tree_util.tree_map(lambda a: a[i], got), want, F32)
+
+
+def test_grad_of_grad_matches_python_loop():
+    with jax.enable_x64(True):
+        cell = CELLS["lstm"]
+        params, xs, state = inputs(cell, jnp.float64, steps=3)
+        prec = Precision(np.dtype("float64"), 1e-9, 1e-11)
+
+        def hvp(run):
+            loss = lambda p: weighted_loss(*run(p))  # noqa: E731
+            return jax.jvp(jax.grad(loss), (params,), (params,))[1]
+
+        got = hvp(lambda p: jr.rnn(cell, p, xs, state, impl="scan"))
+        want = hvp(lambda p: loop_rnn(cell, p, xs, state))
+        # reverse-over-reverse as well
+        gg = jax.grad(lambda p: jnp.sum(jnp.square(jax.grad(
+            lambda q: weighted_loss(*jr.rnn(cell, q, xs, state, impl="scan")))(p).w_hh)))(params)
+        gg_ref = jax.grad(lambda p: jnp.sum(jnp.square(jax.grad(
+            lambda q: weighted_loss(*loop_rnn(cell, q, xs, state)))(p).w_hh)))(params)
+        assert_trees_close(got, want, prec)
+        assert_trees_close(gg, gg_ref, prec)
+
+
+@pytest.mark.parametrize("name", ["tanh", "lstm"])
+def test_bptt_clip(name):
+    cell = CELLS[name]
+    params, xs, state = inputs(cell, jnp.float32, steps=8)
+    xs = 3.0 * xs
+
+    def grads(clip):
+        return jax.grad(
+            lambda p, s: weighted_loss(*jr.rnn(cell, p, xs, s, impl="scan", bptt_clip=clip)),
+            argnums=(0, 1),
+        )(params, state)
+
+    exact, clipped, loose = grads(None), grads(0.01), grads(1e6)
+    # values never change
+    assert_trees_close(
+        jr.rnn(cell, params, xs, state, impl="scan", bptt_clip=0.01),
+        jr.rnn(cell, params, xs, state, impl="scan"),
+        F32,
+    )
+    # a threshold no gradient reaches changes nothing
+    assert_trees_close(loose, exact, F32)
+    # the initial state's gradient leaves the first step clipped: per example
+    # its norm is at most the threshold (and the exact one was above it)
+    norm = lambda s: jnp.sqrt(sum(jnp.sum(jnp.square(l), -1) for l in jax.tree_util.tree_leaves(s)))  # noqa: E731
+    assert np.all(norm(clipped[1]) <= 0.01 * (1 + 1e-5))
+    assert np.all(norm(exact[1]) > 0.01)
+    # and it is what a loop that clips the state at every step computes
+    want = jax.grad(
+        lambda p, s: weighted_loss(*loop_rnn(cell, p, xs, s, bptt_clip=0.01)), argnums=(0, 1)
+    )(params, state)
+    assert_trees_close(clipped, want, F32)
+
+
+def test_fused_not_available_yet():
+    cell = CELLS["lstm"]
+    params, xs, state = inputs(cell, jnp.float32)
+    with pytest.raises(NotImplementedError, match='impl="scan"'):
+        jr.rnn(cell, params, xs, state)
