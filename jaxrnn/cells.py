@@ -34,6 +34,7 @@ from typing import Any, Callable, ClassVar, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _checks
 from . import initializers as _inits
@@ -48,6 +49,7 @@ __all__ = [
     "LSTMParams",
     "GRUParams",
     "LSTMState",
+    "accumulation_dtype",
 ]
 
 Array = jax.Array
@@ -99,13 +101,34 @@ class LSTMState(NamedTuple):
     c: Array  # (*batch, hidden_size)
 
 
+def accumulation_dtype(dtype: Any) -> np.dtype:
+    """The dtype of states and accumulations for parameters of ``dtype``.
+
+    Half-precision parameters (bfloat16, float16) run their GEMMs on
+    half-precision inputs with float32 accumulation, and keep the state in
+    float32; float32 and float64 parameters keep their own dtype throughout.
+    """
+    dtype = jnp.dtype(dtype)
+    return jnp.dtype(jnp.float32) if dtype.itemsize < 4 else dtype
+
+
+def _dot(a: Array, w: Array, precision: Any) -> Array:
+    """``a @ w`` on ``w``'s dtype, accumulated in :func:`accumulation_dtype`."""
+    return jnp.matmul(
+        a.astype(w.dtype),
+        w,
+        precision=precision,
+        preferred_element_type=accumulation_dtype(w.dtype),
+    )
+
+
 def _add_bias(z: Array, b: Array) -> Array:
     """``z + b`` with ``b (F,)`` broadcast over the leading dims of ``z (..., F)``.
 
     Written out so the library stays clean under
     ``jax_numpy_rank_promotion="raise"``.
     """
-    return z + b.reshape((1,) * (z.ndim - 1) + b.shape)
+    return z + b.astype(z.dtype).reshape((1,) * (z.ndim - 1) + b.shape)
 
 
 def _block_init(
@@ -229,18 +252,18 @@ class Cell(abc.ABC):
 
     # ----------------------------------------------------------- computation
 
-    def input_projection(self, params: Any, x: Array) -> Array:
+    def input_projection(self, params: Any, x: Array, precision: Any = None) -> Array:
         """``x @ w_ih + b``: shape ``(..., G*H)``; no dependence on the state."""
-        return _add_bias(x @ params.w_ih, params.b)
+        return _add_bias(_dot(x, params.w_ih, precision), params.b)
 
     def recurrent_bias(self, params: Any) -> Array | None:
         """A bias added to the recurrent projection, or ``None``."""
         del params
         return None
 
-    def recurrent_projection(self, params: Any, h: Array) -> Array:
+    def recurrent_projection(self, params: Any, h: Array, precision: Any = None) -> Array:
         """``h @ w_hh`` plus the recurrent bias: shape ``(..., G*H)``."""
-        hz = h @ params.w_hh
+        hz = _dot(h, params.w_hh, precision)
         rb = self.recurrent_bias(params)
         return hz if rb is None else _add_bias(hz, rb)
 
@@ -265,24 +288,31 @@ class Cell(abc.ABC):
           The new state, with the structure and shapes of ``state``.
         """
 
-    def step_from_projection(self, params: Any, xz: Array, state: Any) -> Any:
+    def step_from_projection(
+        self, params: Any, xz: Array, state: Any, precision: Any = None
+    ) -> Any:
         """One step given the input projection ``xz``: returns the new state."""
-        hz = self.recurrent_projection(params, self.gemm_input(state))
+        hz = self.recurrent_projection(params, self.gemm_input(state), precision)
         return self.pointwise(xz, hz, state)
 
-    def __call__(self, params: Any, state: Any, x: Array) -> tuple[Any, Array]:
+    def __call__(
+        self, params: Any, state: Any, x: Array, *, precision: Any = None
+    ) -> tuple[Any, Array]:
         """One step: ``(state, x) -> (new_state, y)``, like a ``lax.scan`` body.
 
         Args:
           params: this cell's params NamedTuple.
           state: the state, ``(*batch, H)`` (LSTM: an :class:`LSTMState`).
-          x: the input, ``(*batch, I)``.
+          x: the input, ``(*batch, I)``, in the dtype of ``params``.
+          precision: passed to the matrix products (``jax.lax.Precision``).
 
         Returns:
           ``(new_state, y)`` with ``y = new_state.h`` of shape ``(*batch, H)``.
+          With bfloat16/float16 params the state and ``y`` are float32 (see
+          :func:`accumulation_dtype`).
         """
         new_state = self.step_from_projection(
-            params, self.input_projection(params, x), state
+            params, self.input_projection(params, x, precision), state, precision
         )
         return new_state, self.output(new_state)
 
@@ -564,13 +594,16 @@ class GRU(Cell):
         n = jnp.tanh(xn + r * hn)
         return (1.0 - z) * n + z * state
 
-    def step_from_projection(self, params: GRUParams, xz: Array, state: Array) -> Array:
+    def step_from_projection(
+        self, params: GRUParams, xz: Array, state: Array, precision: Any = None
+    ) -> Array:
         if self.reset_after:
-            return super().step_from_projection(params, xz, state)
+            return super().step_from_projection(params, xz, state, precision)
         H = self.hidden_size
         xr, xzg, xn = jnp.split(xz, 3, axis=-1)
-        hrz = state @ params.w_hh[:, : 2 * H]
+        hrz = _dot(state, params.w_hh[:, : 2 * H], precision)
         r = jax.nn.sigmoid(xr + hrz[..., :H])
         z = jax.nn.sigmoid(xzg + hrz[..., H:])
-        n = jnp.tanh(xn + _add_bias((r * state) @ params.w_hh[:, 2 * H :], params.b_hn))
+        hn = _dot(r * state, params.w_hh[:, 2 * H :], precision)
+        n = jnp.tanh(xn + _add_bias(hn, params.b_hn))
         return (1.0 - z) * n + z * state

@@ -19,8 +19,9 @@ import numpy as np
 from jax import lax
 
 from . import _checks
-from .cells import Cell
+from .cells import Cell, accumulation_dtype
 from .clipping import _check_max_norm, clip_gradient
+from .kernels import fused_rnn
 
 __all__ = ["rnn", "bidirectional_rnn", "stacked_rnn", "init_stacked"]
 
@@ -93,8 +94,9 @@ def _check_xs(xs: Any, input_size: int, dtype: Any, time_major: bool) -> None:
 
 
 def _check_state(
-    cell: Cell, state: Any, batch_shape: tuple[int, ...], dtype: Any, name: str
+    cell: Cell, state: Any, batch_shape: tuple[int, ...], params_dtype: Any, name: str
 ) -> None:
+    dtype = accumulation_dtype(params_dtype)
     template = cell.initial_state(batch_shape, dtype)
     if jax.tree_util.tree_structure(state) != jax.tree_util.tree_structure(template):
         expected = type(template).__name__ if isinstance(template, tuple) else "an array"
@@ -114,8 +116,8 @@ def _check_state(
             )
         if leaf.dtype != dtype:
             raise TypeError(
-                f"{label} must have dtype {dtype} (that of xs and params), got "
-                f"{leaf.dtype}"
+                f"{label} must have dtype {dtype} (the state dtype for "
+                f"{params_dtype} params), got {leaf.dtype}"
             )
 
 
@@ -171,6 +173,7 @@ def _scan_impl(
     reverse: bool,
     bptt_clip: Any,
     unroll: Any,
+    precision: Any,
 ) -> tuple[Any, Array]:
     """``lax.scan`` over ``cell(...)``: xs ``(T, B, I)``, state ``(B, H)``."""
     if reverse:
@@ -180,7 +183,7 @@ def _scan_impl(
     def body(carry: Any, inputs: tuple[Array, Array]) -> tuple[Any, Array]:
         x_t, t = inputs
         s_in = carry if bptt_clip is None else clip_gradient(carry, bptt_clip)
-        new, y = cell(params, s_in, x_t)
+        new, y = cell(params, s_in, x_t, precision=precision)
         if seq_lengths is not None:
             valid = (t < seq_lengths)[:, None]
             # Past its length a sequence keeps its state and emits zeros; the
@@ -192,6 +195,40 @@ def _scan_impl(
         return new, y
 
     final, ys = lax.scan(body, state, (xs, steps), unroll=unroll)
+    if reverse:
+        ys = reverse_padded(ys, seq_lengths)
+    return final, ys
+
+
+def _fused_impl(
+    cell: Cell,
+    params: Any,
+    xs: Array,
+    state: Any,
+    seq_lengths: Array | None,
+    reverse: bool,
+    residuals: Any,
+    bptt_clip: Any,
+    unroll: Any,
+    precision: Any,
+) -> tuple[Any, Array]:
+    """The fused engine on ``(T, B, I)``; ``reverse`` by the same permutation as scan."""
+    if reverse:
+        xs = reverse_padded(xs, seq_lengths)
+    try:
+        final, ys = fused_rnn(
+            cell, params, xs, state, seq_lengths, residuals=residuals,
+            bptt_clip=bptt_clip, precision=precision, unroll=unroll,
+        )
+    except TypeError as e:
+        if "forward-mode" not in str(e) and "jvp" not in str(e):
+            raise
+        raise TypeError(
+            'impl="fused" has a hand-written reverse-mode derivative '
+            "(jax.custom_vjp), so forward-mode differentiation (jax.jvp, "
+            'jax.jacfwd, jax.hessian) is not available for it; use impl="scan" '
+            "for forward mode"
+        ) from e
     if reverse:
         ys = reverse_padded(ys, seq_lengths)
     return final, ys
@@ -214,6 +251,7 @@ def rnn(
     residuals: str | int = "states",
     bptt_clip: float | None = None,
     unroll: int | bool = 1,
+    precision: Any = None,
 ) -> tuple[Any, Array]:
     """Runs ``cell`` over a whole sequence.
 
@@ -244,11 +282,23 @@ def rnn(
         2013), through :func:`jaxrnn.clipping.clip_gradient`; ``None`` keeps
         gradients exact. Values are unchanged either way.
       unroll: passed to :func:`jax.lax.scan`.
+      precision: passed to every matrix product (a ``jax.lax.Precision``),
+        forward and backward.
 
     Returns:
       ``(final_state, ys)``: the final state (shaped like ``state``) and the
       outputs ``h_t`` for every step, shaped like ``xs`` with ``hidden_size``
-      features.
+      features, in the dtype of ``xs``.
+
+    Mixed precision: with bfloat16 or float16 ``params`` and ``xs``, the
+    matrix products take half-precision inputs and accumulate in float32, and
+    the state (``state`` and the final state) is float32; ``ys`` are rounded
+    to the dtype of ``xs`` so that layers chain.
+
+    ``impl="fused"`` has a hand-written reverse-mode derivative
+    (``jax.custom_vjp``): ``jax.grad``, ``jax.vjp`` and ``jax.jacrev`` work,
+    forward mode (``jax.jvp``, ``jax.jacfwd``) does not; use ``impl="scan"``
+    there.
 
     Example:
       >>> import jax, jaxrnn as jr
@@ -273,7 +323,7 @@ def rnn(
     else:
         num_steps, batch_shape = xs.shape[-2], tuple(xs.shape[:-2])
     if state is None:
-        state = cell.initial_state(batch_shape, dtype)
+        state = cell.initial_state(batch_shape, accumulation_dtype(dtype))
     else:
         _check_state(cell, state, batch_shape, dtype, "state")
     if seq_lengths is not None:
@@ -297,13 +347,15 @@ def rnn(
 
     if impl == "scan":
         final, ys = _scan_impl(
-            cell, params, xs, flat_state, flat_lengths, reverse, bptt_clip, unroll
+            cell, params, xs, flat_state, flat_lengths, reverse, bptt_clip, unroll,
+            precision,
         )
     else:
-        raise NotImplementedError(
-            'impl="fused" (the fused recurrence engine) is not available yet; '
-            'use impl="scan"'
+        final, ys = _fused_impl(
+            cell, params, xs, flat_state, flat_lengths, reverse, residuals,
+            bptt_clip, unroll, precision,
         )
+    ys = ys.astype(xs.dtype)
 
     final = jax.tree_util.tree_map(
         lambda s: s.reshape(*batch_shape, cell.hidden_size), final
@@ -339,6 +391,7 @@ def bidirectional_rnn(
     residuals: str | int = "states",
     bptt_clip: float | None = None,
     unroll: int | bool = 1,
+    precision: Any = None,
 ) -> tuple[tuple[Any, Any], Array]:
     """A bidirectional layer: a forward and a reverse :func:`rnn`, merged.
 
@@ -355,7 +408,7 @@ def bidirectional_rnn(
       time_major: as for :func:`rnn`.
       merge: ``"concat"`` (features ``H_fw + H_bw``), ``"sum"`` (needs equal
         hidden sizes) or a callable ``merge(ys_fw, ys_bw)``.
-      impl, residuals, bptt_clip, unroll: as for :func:`rnn`.
+      impl, residuals, bptt_clip, unroll, precision: as for :func:`rnn`.
 
     Returns:
       ``((final_fw, final_bw), ys)``.
@@ -387,6 +440,7 @@ def bidirectional_rnn(
         residuals=residuals,
         bptt_clip=bptt_clip,
         unroll=unroll,
+        precision=precision,
     )
     final_fw, ys_fw = rnn(cell_fw, params_fw, xs, state_fw, **kwargs)
     final_bw, ys_bw = rnn(cell_bw, params_bw, xs, state_bw, reverse=True, **kwargs)
@@ -461,6 +515,7 @@ def stacked_rnn(
     residuals: str | int = "states",
     bptt_clip: float | None = None,
     unroll: int | bool = 1,
+    precision: Any = None,
 ) -> tuple[tuple[Any, ...], Array]:
     """Runs a stack of layers, each feeding its outputs to the next.
 
@@ -472,8 +527,8 @@ def stacked_rnn(
       xs: inputs of the first layer, as for :func:`rnn`.
       states: one initial state per layer (a pair for a bidirectional layer),
         or ``None`` for zeros everywhere.
-      seq_lengths, time_major, impl, residuals, bptt_clip, unroll: as for
-        :func:`rnn`, shared by every layer.
+      seq_lengths, time_major, impl, residuals, bptt_clip, unroll, precision:
+        as for :func:`rnn`, shared by every layer.
 
     Returns:
       ``(finals, ys)``: a tuple of each layer's final state (a pair for a
@@ -499,6 +554,7 @@ def stacked_rnn(
         residuals=residuals,
         bptt_clip=bptt_clip,
         unroll=unroll,
+        precision=precision,
     )
     finals = []
     ys = xs
