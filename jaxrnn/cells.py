@@ -170,6 +170,9 @@ class Cell(abc.ABC):
     num_gates: ClassVar[int]
     #: whether ``step_from_projection`` is ``pointwise`` after one recurrent GEMM
     elementwise: ClassVar[bool] = True
+    #: whether ``pointwise`` reads ``xz`` and ``hz`` only through ``xz + hz``
+    #: (the engine then keeps one pre-activation buffer instead of two)
+    additive: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         _checks.positive_int("hidden_size", self.hidden_size)
@@ -322,6 +325,7 @@ class _ElmanPointwise:
 
     num_gates: ClassVar[int] = 1
     params_type: ClassVar[type] = SimpleRNNParams
+    additive: ClassVar[bool] = True
 
     def _activation_fn(self) -> Callable[[Array], Array]:
         raise NotImplementedError
@@ -468,6 +472,7 @@ class LSTM(Cell):
 
     params_type: ClassVar[type] = LSTMParams
     num_gates: ClassVar[int] = 4
+    additive: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -148,20 +148,24 @@ def _check_seq_lengths(
 # the reference implementation
 
 
-def reverse_padded(xs: Array, seq_lengths: Array | None) -> Array:
-    """Reverses each sequence of ``xs (T, B, ...)`` within its valid length.
+def reverse_padded(xs: Array, seq_lengths: Array | None, time_axis: int = 0) -> Array:
+    """Reverses each sequence of ``xs`` within its valid length.
 
-    Steps past a sequence's length stay where they are, so the permutation is
-    its own inverse: applied to the outputs of a run over the reversed inputs,
-    it puts them back in their original positions.
+    ``xs`` is ``(T, B, ...)`` (``time_axis=0``) or ``(B, T, ...)``
+    (``time_axis=1``). Steps past a sequence's length stay where they are, so
+    the permutation is its own inverse: applied to the outputs of a run over
+    the reversed inputs, it puts them back in their original positions.
     """
     if seq_lengths is None:
-        return xs[::-1]
-    t = jnp.arange(xs.shape[0], dtype=seq_lengths.dtype)[:, None]  # (T, 1)
+        return jnp.flip(xs, axis=time_axis)
+    T = xs.shape[time_axis]
+    t = jnp.arange(T, dtype=seq_lengths.dtype)[:, None]  # (T, 1)
     lengths = seq_lengths[None, :]  # (1, B)
     idx = jnp.where(t < lengths, lengths - 1 - t, t)  # (T, B)
+    if time_axis == 1:
+        idx = idx.T
     idx = idx.reshape(idx.shape + (1,) * (xs.ndim - 2))
-    return jnp.take_along_axis(xs, idx, axis=0)
+    return jnp.take_along_axis(xs, idx, axis=time_axis)
 
 
 def _scan_impl(
@@ -170,14 +174,11 @@ def _scan_impl(
     xs: Array,
     state: Any,
     seq_lengths: Array | None,
-    reverse: bool,
     bptt_clip: Any,
     unroll: Any,
     precision: Any,
 ) -> tuple[Any, Array]:
     """``lax.scan`` over ``cell(...)``: xs ``(T, B, I)``, state ``(B, H)``."""
-    if reverse:
-        xs = reverse_padded(xs, seq_lengths)
     steps = jnp.arange(xs.shape[0], dtype=jnp.int32)
 
     def body(carry: Any, inputs: tuple[Array, Array]) -> tuple[Any, Array]:
@@ -194,10 +195,7 @@ def _scan_impl(
             y = jnp.where(valid, y, jnp.zeros_like(y))
         return new, y
 
-    final, ys = lax.scan(body, state, (xs, steps), unroll=unroll)
-    if reverse:
-        ys = reverse_padded(ys, seq_lengths)
-    return final, ys
+    return lax.scan(body, state, (xs, steps), unroll=unroll)
 
 
 def _fused_impl(
@@ -206,19 +204,18 @@ def _fused_impl(
     xs: Array,
     state: Any,
     seq_lengths: Array | None,
-    reverse: bool,
+    time_major: bool,
     residuals: Any,
     bptt_clip: Any,
     unroll: Any,
     precision: Any,
 ) -> tuple[Any, Array]:
-    """The fused engine on ``(T, B, I)``; ``reverse`` by the same permutation as scan."""
-    if reverse:
-        xs = reverse_padded(xs, seq_lengths)
+    """The fused engine, with a clear error for forward-mode differentiation."""
     try:
-        final, ys = fused_rnn(
-            cell, params, xs, state, seq_lengths, residuals=residuals,
-            bptt_clip=bptt_clip, precision=precision, unroll=unroll,
+        return fused_rnn(
+            cell, params, xs, state, seq_lengths, time_major=time_major,
+            residuals=residuals, bptt_clip=bptt_clip, precision=precision,
+            unroll=unroll,
         )
     except TypeError as e:
         if "forward-mode" not in str(e) and "jvp" not in str(e):
@@ -229,9 +226,6 @@ def _fused_impl(
             'jax.jacfwd, jax.hessian) is not available for it; use impl="scan" '
             "for forward mode"
         ) from e
-    if reverse:
-        ys = reverse_padded(ys, seq_lengths)
-    return final, ys
 
 
 # --------------------------------------------------------------------------
@@ -329,12 +323,12 @@ def rnn(
     if seq_lengths is not None:
         _check_seq_lengths(seq_lengths, batch_shape, num_steps)
 
-    # One internal layout: time-major, the batch dims flattened into one.
+    # Flatten the batch dims into one (a free reshape in either layout):
+    # xs is (B, T, I), or (T, B, I) when time-major.
     B = math.prod(batch_shape)
-    xs = jnp.asarray(xs)
-    if not time_major:
-        xs = jnp.moveaxis(xs, -2, 0)
-    xs = xs.reshape(num_steps, B, input_size)
+    time_axis = 0 if time_major else 1
+    flat_shape = (num_steps, B, input_size) if time_major else (B, num_steps, input_size)
+    xs = jnp.asarray(xs).reshape(flat_shape)
     flat_state = jax.tree_util.tree_map(
         lambda s: jnp.asarray(s).reshape(B, cell.hidden_size), state
     )
@@ -344,26 +338,33 @@ def rnn(
         if seq_lengths is None
         else jnp.asarray(seq_lengths).reshape(B).astype(jnp.int32)
     )
+    if reverse:
+        xs = reverse_padded(xs, flat_lengths, time_axis)
 
     if impl == "scan":
         final, ys = _scan_impl(
-            cell, params, xs, flat_state, flat_lengths, reverse, bptt_clip, unroll,
-            precision,
-        )
-    else:
-        final, ys = _fused_impl(
-            cell, params, xs, flat_state, flat_lengths, reverse, residuals,
+            cell, params, jnp.moveaxis(xs, time_axis, 0), flat_state, flat_lengths,
             bptt_clip, unroll, precision,
         )
+        ys = jnp.moveaxis(ys, 0, time_axis)
+    else:
+        final, ys = _fused_impl(
+            cell, params, xs, flat_state, flat_lengths, time_major, residuals,
+            bptt_clip, unroll, precision,
+        )
+    if reverse:
+        ys = reverse_padded(ys, flat_lengths, time_axis)
     ys = ys.astype(xs.dtype)
 
     final = jax.tree_util.tree_map(
         lambda s: s.reshape(*batch_shape, cell.hidden_size), final
     )
-    ys = ys.reshape(num_steps, *batch_shape, cell.hidden_size)
-    if not time_major:
-        ys = jnp.moveaxis(ys, 0, -2)
-    return final, ys
+    out_shape = (
+        (num_steps, *batch_shape, cell.hidden_size)
+        if time_major
+        else (*batch_shape, num_steps, cell.hidden_size)
+    )
+    return final, ys.reshape(out_shape)
 
 
 # --------------------------------------------------------------------------

@@ -6,8 +6,10 @@ Every cell is the same computation (see :mod:`jaxrnn.cells`)::
     hz_t = h_{t-1} W_hh (+ rb)             recurrent projection
     s_t  = pointwise(xz_t, hz_t, s_{t-1})
 
-The time axis is cut into ``N`` chunks of ``C`` steps (padded at the end with
-masked steps when ``C`` does not divide ``T``).
+The time axis is cut into ``N`` chunks of ``C`` steps and, when ``C`` does not
+divide ``T``, a shorter tail chunk. Chunks are sliced straight out of the
+caller's arrays (batch- or time-major), so no transposed or padded copy of the
+inputs, outputs or their gradients is ever made.
 
 Forward: per chunk, one GEMM computes ``xz`` for all ``C`` steps; a scan over the
 chunk does only ``hz_t`` and ``pointwise``. What is kept for the backward pass
@@ -40,7 +42,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Any
 
 import jax
@@ -51,8 +52,8 @@ from ..cells import Cell, accumulation_dtype
 
 Array = jax.Array
 
-#: target chunk length for the "gates" and "states" policies
-DEFAULT_CHUNK = 64
+#: chunk length for the "gates" and "states" policies
+DEFAULT_CHUNK = 16
 
 _tmap = jax.tree_util.tree_map
 
@@ -62,40 +63,43 @@ class Options:
     """Static configuration of one kernel call (hashable)."""
 
     num_steps: int  # T
-    chunk: int  # C
+    chunk: int  # C: steps per chunk
+    time_axis: int  # 0 (time-major) or 1 (batch-major) in the caller's arrays
     residuals: str  # "gates", "states" or "checkpoints"
-    masked: bool  # whether a per-step validity mask applies
+    masked: bool  # whether seq_lengths apply
     clipped: bool  # whether bptt_clip is set
     precision: Any
     unroll: Any
 
     @property
     def num_chunks(self) -> int:
-        return -(-self.num_steps // self.chunk)
+        """Full chunks; a tail of ``T mod C`` steps follows them."""
+        return self.num_steps // self.chunk
 
     @property
-    def padded_steps(self) -> int:
-        return self.num_chunks * self.chunk
+    def tail(self) -> int:
+        return self.num_steps % self.chunk
 
 
 def make_options(
-    num_steps: int, residuals: Any, masked: bool, clipped: bool, precision: Any, unroll: Any
+    num_steps: int,
+    time_axis: int,
+    residuals: Any,
+    masked: bool,
+    clipped: bool,
+    precision: Any,
+    unroll: Any,
 ) -> Options:
     if isinstance(residuals, str):
-        # Even chunks: N = ceil(T / 64) chunks of C = ceil(T / N) steps pad T
-        # by fewer than N steps.
-        n = max(1, -(-num_steps // DEFAULT_CHUNK))
-        chunk = max(1, -(-num_steps // n))
-        policy = residuals
+        chunk, policy = DEFAULT_CHUNK, residuals
     else:
-        chunk = max(1, min(int(residuals), max(num_steps, 1)))
-        policy = "checkpoints"
-    padded = -(-num_steps // chunk) * chunk
+        chunk, policy = int(residuals), "checkpoints"
     return Options(
         num_steps=num_steps,
-        chunk=chunk,
+        chunk=max(1, min(chunk, num_steps)),
+        time_axis=time_axis,
         residuals=policy,
-        masked=masked or padded != num_steps,
+        masked=masked,
         clipped=clipped,
         precision=precision,
         unroll=unroll,
@@ -142,27 +146,31 @@ def _acc_add(acc: Any, g: Any) -> Any:
     return _tmap(lambda a, b: a + b.astype(a.dtype), acc, g)
 
 
-def _chunked(x: Array, opts: Options) -> Array:
-    """``(T, ...)`` -> ``(N, C, ...)``, zero-padded at the end."""
-    pad = opts.padded_steps - x.shape[0]
-    if pad:
-        x = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)])
-    return x.reshape(opts.num_chunks, opts.chunk, *x.shape[1:])
+def _take(seq: Array, start: Any, size: int, opts: Options) -> Array:
+    """Steps ``[start, start + size)`` of a sequence, time-major: ``(size, B, ...)``."""
+    part = lax.dynamic_slice_in_dim(seq, start, size, axis=opts.time_axis)
+    return jnp.swapaxes(part, 0, 1) if opts.time_axis == 1 else part
 
 
-def _unchunked(x: Array, opts: Options) -> Array:
-    """``(N, C, ...)`` -> ``(T, ...)``."""
-    return x.reshape(opts.padded_steps, *x.shape[2:])[: opts.num_steps]
+def _put(seq: Array, part: Array, start: Any, opts: Options) -> Array:
+    """Writes a time-major ``part (size, B, ...)`` at step ``start`` of ``seq``."""
+    if opts.time_axis == 1:
+        part = jnp.swapaxes(part, 0, 1)
+    return lax.dynamic_update_slice_in_dim(seq, part.astype(seq.dtype), start, axis=opts.time_axis)
 
 
-def _validity(lengths: Array | None, batch: int, opts: Options) -> Array:
-    """``(N, C, B)`` booleans: step ``t`` is valid for example ``b``."""
-    t = jnp.arange(opts.padded_steps, dtype=jnp.int32)[:, None]
+def _state_at(seqs: Any, s0: Any, t: Any, opts: Options) -> Any:
+    """The state after step ``t - 1`` read from per-step sequences (``s0`` at ``t = 0``)."""
+    prev = _tmap(lambda q: _take(q, jnp.maximum(t - 1, 0), 1, opts)[0], seqs)
+    return _tmap(lambda p, a: jnp.where(t > 0, p, a), prev, s0)
+
+
+def _validity(lengths: Array | None, start: Any, size: int, batch: int) -> Array:
+    """``(size, B)`` booleans: whether step ``start + i`` is within each length."""
+    t = start + jnp.arange(size, dtype=jnp.int32)[:, None]
     if lengths is None:
-        valid = jnp.broadcast_to(t < opts.num_steps, (opts.padded_steps, batch))
-    else:
-        valid = t < lengths[None, :]
-    return valid.reshape(opts.num_chunks, opts.chunk, batch)
+        return jnp.ones((size, batch), bool)
+    return t < lengths[None, :]
 
 
 def _flat_projection(fn: Any, x: Array) -> Array:
@@ -180,9 +188,12 @@ def _forward_chunk(
     cell: Cell, params: Any, opts: Options, s0: Any, x_c: Array, valid_c: Array
 ) -> tuple[Any, tuple[Any, Array, Array | None]]:
     """Runs one chunk: ``x_c (C, B, I)``; returns the last state and
-    ``(states (C, B, ...), xz (C, B, G·H), hz (C, B, G·H) or None)``."""
+    ``(states (C, B, ...), xz (C, B, G·H), hz (C, B, G·H) or None)``; with
+    ``"gates"`` and an additive cell, ``(states, None, xz + hz)``."""
     xz_c = _flat_projection(lambda x: cell.input_projection(params, x, opts.precision), x_c)
     keep_hz = opts.residuals == "gates" and cell.elementwise
+    # An additive cell reads its projections only through xz + hz: keep the sum.
+    additive = cell.additive
 
     def step(s, inputs):
         xz_t, valid_t = inputs
@@ -194,31 +205,75 @@ def _forward_chunk(
             new = cell.step_from_projection(params, xz_t, s, opts.precision)
         if opts.masked:
             new = _select(valid_t, new, s)
-        return new, (new, hz_t if keep_hz else None)
+        kept = None
+        if keep_hz:
+            kept = xz_t + hz_t if additive else hz_t
+        return new, (new, kept)
 
     last, (states, hz_c) = lax.scan(step, s0, (xz_c, valid_c), unroll=opts.unroll)
+    if keep_hz and additive:
+        return last, (states, None, hz_c)  # hz_c holds xz + hz
     return last, (states, xz_c, hz_c)
 
 
+def _seq_buffers(cell: Cell, s0: Any, xs: Array, opts: Options, full: bool) -> Any:
+    """Zero per-step buffers in the caller's layout: every state leaf when
+    ``full``, else only the output ``h``."""
+    T = opts.num_steps
+
+    def buf(leaf):
+        shape = list(xs.shape[:-1]) + [leaf.shape[-1]]
+        shape[opts.time_axis] = T
+        return jnp.zeros(shape, leaf.dtype)
+
+    return _tmap(buf, s0) if full else buf(cell.output(s0))
+
+
 def _forward(
-    cell: Cell, params: Any, opts: Options, xs: Array, s0: Any, valid: Array
+    cell: Cell, params: Any, opts: Options, xs: Array, s0: Any, lengths: Array | None
 ) -> tuple[Any, Any, Any]:
-    """All chunks; returns ``(final, states (N, C, B, ...), residuals)``."""
-    policy = opts.residuals
+    """Runs every chunk, writing the states into per-step buffers.
 
-    def chunk(s, inputs):
-        x_c, valid_c = inputs
-        last, (states, xz_c, hz_c) = _forward_chunk(cell, params, opts, s, x_c, valid_c)
-        if policy == "gates":
-            res = (xz_c, hz_c)
-        elif policy == "checkpoints":
-            res = s  # the state entering this chunk
-        else:
-            res = None
-        return last, (states, res)
+    Returns:
+      ``(final, seqs, res)``: ``seqs`` holds every state leaf per step
+      (under "checkpoints" only the output ``h``), masked to zero past each
+      length; ``res`` is ``(chunks, tail)`` of the policy's extras: the
+      ``(xz, hz)`` of each chunk under "gates", the state entering each chunk
+      under "checkpoints", ``None`` under "states".
+    """
+    B = xs.shape[1 - opts.time_axis]
+    full = opts.residuals != "checkpoints"
 
-    final, (states, res) = lax.scan(chunk, s0, (_chunked(xs, opts), valid))
-    return final, states, res
+    def run(s, seqs, start, size):
+        valid = _validity(lengths, start, size, B)
+        last, (states, xz, hz) = _forward_chunk(
+            cell, params, opts, s, _take(xs, start, size, opts), valid
+        )
+        if opts.masked:
+            states = _select_seq(valid, states)
+        written = states if full else cell.output(states)
+        seqs = _tmap(lambda q, part: _put(q, part, start, opts), seqs, written)
+        extra = (xz, hz) if opts.residuals == "gates" else (s if not full else None)
+        return last, seqs, extra
+
+    def chunk(carry, c):
+        s, seqs = carry
+        last, seqs, extra = run(s, seqs, c * opts.chunk, opts.chunk)
+        return (last, seqs), extra
+
+    seqs = _seq_buffers(cell, s0, xs, opts, full)
+    (s, seqs), extras = lax.scan(
+        chunk, (s0, seqs), jnp.arange(opts.num_chunks, dtype=jnp.int32)
+    )
+    tail = None
+    if opts.tail:
+        s, seqs, tail = run(s, seqs, opts.num_chunks * opts.chunk, opts.tail)
+    return s, seqs, (extras, tail)
+
+
+def _select_seq(valid: Array, states: Any) -> Any:
+    """Zeroes each example's states past its length: ``valid (C, B)``."""
+    return _tmap(lambda q: jnp.where(valid[..., None], q, jnp.zeros_like(q)), states)
 
 
 # --------------------------------------------------------------------------
@@ -262,6 +317,13 @@ def _backward_chunk(
             if cell.elementwise
             else None
         )
+    additive = cell.elementwise and cell.additive
+    if additive:
+        # One buffer for the pre-activations xz + hz (the gates policy kept
+        # exactly that), and dxz = dhz: one buffer for both gradients.
+        if xz_c is not None:
+            hz_c = xz_c + hz_c
+        xz_c = None
     w_hh = params.w_hh
 
     def step(carry, inputs):
@@ -272,9 +334,15 @@ def _backward_chunk(
             # An example past its length contributes nothing at this step
             # (a zero cotangent through the step's VJP) ...
             total = _select(valid_t, total, _tmap(jnp.zeros_like, total))
-        if cell.elementwise:
+        if additive:
+            pointwise = lambda a, s: cell.pointwise(a, jnp.zeros_like(a), s)  # noqa: E731
+            _, vjp = jax.vjp(pointwise, hz_t, s_prev)
+            dhz, ds_prev = vjp(total)
+            dxz = None
+        elif cell.elementwise:
             _, vjp = jax.vjp(cell.pointwise, xz_t, hz_t, s_prev)
             dxz, dhz, ds_prev = vjp(total)
+        if cell.elementwise:
             dh = jnp.matmul(
                 dhz.astype(w_hh.dtype),
                 w_hh.T,
@@ -307,12 +375,14 @@ def _backward_chunk(
     # The whole chunk's weight, bias and input gradients, one GEMM each.
     C, B = x_c.shape[:2]
     flat = lambda a: a.reshape(C * B, a.shape[-1])  # noqa: E731
+    if additive:
+        dxz_c = dhz_c
     _, vjp_in = jax.vjp(proj_in, params, flat(x_c))
-    dp_in, dx = vjp_in(flat(dxz_c).astype(xz_c.dtype))
+    dp_in, dx = vjp_in(flat(dxz_c))
     dp = _acc_add(dp, dp_in)
     if dhz_c is not None:
         _, vjp_rec = jax.vjp(lambda p: proj_rec(p, flat(h_prev)), params)
-        dp = _acc_add(dp, vjp_rec(flat(dhz_c).astype(hz_c.dtype))[0])
+        dp = _acc_add(dp, vjp_rec(flat(dhz_c))[0])
     return ds_entry, dp, dx.reshape(C, B, -1)
 
 
@@ -323,49 +393,49 @@ def _backward(
     clip: Array | None,
     xs: Array,
     s0: Any,
-    valid: Array,
-    states: Any,
+    lengths: Array | None,
+    seqs: Any,
     res: Any,
     d_final: Any,
-    d_states_h: Array,
+    d_ys: Array,
 ) -> tuple[Any, Array, Any]:
-    """Reverse scan over chunks; returns ``(dparams, dxs, ds0)``."""
-    policy = opts.residuals
-    xs_c = _chunked(xs, opts)
-    dys_c = _chunked(d_states_h, opts)
-    if policy == "checkpoints":
-        entries = res
-    else:
-        # The state entering chunk c is the last state of chunk c - 1.
-        entries = _tmap(
-            lambda a, s: jnp.concatenate([a[None], s[:-1, -1]]), s0, states
+    """The tail, then every chunk in reverse; returns ``(dparams, dxs, ds0)``."""
+    B = xs.shape[1 - opts.time_axis]
+    extras, tail_extra = res
+    checkpoints = opts.residuals == "checkpoints"
+
+    def run(ds, dp, dxs, start, size, extra):
+        valid = _validity(lengths, start, size, B)
+        x_c = _take(xs, start, size, opts)
+        if checkpoints:
+            entry = extra
+            _, (states, _, _) = _forward_chunk(cell, params, opts, entry, x_c, valid)
+        else:
+            entry = _state_at(seqs, s0, start, opts)
+            states = _tmap(lambda q: _take(q, start, size, opts), seqs)
+        gates = extra if opts.residuals == "gates" else None
+        ds, dp_c, dx_c = _backward_chunk(
+            cell, params, opts, clip, ds, entry, states, x_c,
+            _take(d_ys, start, size, opts), valid, gates,
         )
+        return ds, _tree_add(dp, dp_c), _put(dxs, dx_c, start, opts)
+
+    ds, dp, dxs = d_final, _zeros_acc(params), jnp.zeros_like(xs)
+    if opts.tail:
+        ds, dp, dxs = run(ds, dp, dxs, opts.num_chunks * opts.chunk, opts.tail, tail_extra)
 
     def chunk(carry, inputs):
-        ds, dp = carry
-        x_c, dy_c, valid_c, entry, states_c, gates = inputs
-        if policy == "checkpoints":
-            _, (states_c, _, _) = _forward_chunk(cell, params, opts, entry, x_c, valid_c)
-        ds, dp_c, dx_c = _backward_chunk(
-            cell, params, opts, clip, ds, entry, states_c, x_c, dy_c, valid_c, gates
-        )
-        return (ds, _tree_add(dp, dp_c)), dx_c
+        c, extra = inputs
+        return run(*carry, c * opts.chunk, opts.chunk, extra), None
 
-    (ds0, dparams), dxs_c = lax.scan(
+    (ds0, dparams, dxs), _ = lax.scan(
         chunk,
-        (d_final, _zeros_acc(params)),
-        (
-            xs_c,
-            dys_c,
-            valid,
-            entries,
-            None if policy == "checkpoints" else states,
-            res if policy == "gates" else None,
-        ),
+        (ds, dp, dxs),
+        (jnp.arange(opts.num_chunks, dtype=jnp.int32), extras),
         reverse=True,
     )
     dparams = _tmap(lambda g, p: g.astype(p.dtype), dparams, params)
-    return dparams, _unchunked(dxs_c, opts), ds0
+    return dparams, dxs, ds0
 
 
 # --------------------------------------------------------------------------
@@ -374,30 +444,27 @@ def _backward(
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def _fused(cell, opts, params, xs, s0, lengths, clip):
-    final, states, _ = _forward(cell, params, opts, xs, s0, _validity(lengths, xs.shape[1], opts))
-    return final, _unchunked(cell.output(states), opts)
+    final, seqs, _ = _forward(cell, params, opts, xs, s0, lengths)
+    return final, seqs if opts.residuals == "checkpoints" else cell.output(seqs)
 
 
 def _fused_fwd(cell, opts, params, xs, s0, lengths, clip):
-    valid = _validity(lengths, xs.shape[1], opts)
-    final, states, res = _forward(cell, params, opts, xs, s0, valid)
-    keep_states = opts.residuals != "checkpoints"
-    # Residuals: the inputs (xs, params, s0 are the caller's own arrays),
-    # the lengths and clip threshold, the per-step states unless
-    # checkpointing, and the policy's extras (gates or checkpoints).
-    residuals = (params, xs, s0, lengths, clip, states if keep_states else None, res)
-    return (final, _unchunked(cell.output(states), opts)), residuals
+    final, seqs, res = _forward(cell, params, opts, xs, s0, lengths)
+    ys = seqs if opts.residuals == "checkpoints" else cell.output(seqs)
+    # Residuals: the caller's own inputs (params, xs, s0, lengths, clip), the
+    # per-step states unless checkpointing (for GRU and plain RNNs these are
+    # the outputs ys themselves), and the policy's extras.
+    kept = None if opts.residuals == "checkpoints" else seqs
+    return (final, ys), (params, xs, s0, lengths, clip, kept, res)
 
 
 def _fused_bwd(cell, opts, residuals, cts):
-    params, xs, s0, lengths, clip, states, res = residuals
+    params, xs, s0, lengths, clip, seqs, res = residuals
     d_final, d_ys = cts
-    valid = _validity(lengths, xs.shape[1], opts)
     dparams, dxs, ds0 = _backward(
-        cell, params, opts, clip, xs, s0, valid, states, res, d_final, d_ys
+        cell, params, opts, clip, xs, s0, lengths, seqs, res, d_final, d_ys
     )
-    d_clip = None if clip is None else jnp.zeros_like(clip)
-    return dparams, dxs, ds0, None, d_clip
+    return dparams, dxs, ds0, None, None if clip is None else jnp.zeros_like(clip)
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)
@@ -410,29 +477,33 @@ def fused_rnn(
     state: Any,
     seq_lengths: Array | None,
     *,
+    time_major: bool,
     residuals: Any = "states",
     bptt_clip: Any = None,
     precision: Any = None,
     unroll: Any = 1,
 ) -> tuple[Any, Array]:
-    """The fused kernel on the internal layout: ``xs (T, B, I)``, ``state (B, ...)``.
+    """The fused kernel on ``xs (T, B, I)`` (time-major) or ``(B, T, I)``.
 
-    Validation, batch dims, ``time_major`` and ``reverse`` are
-    :func:`jaxrnn.rnn`'s job; this runs forward in time over valid steps.
+    Validation, extra batch dims and ``reverse`` are :func:`jaxrnn.rnn`'s
+    job; this runs forward in time, each example over its valid steps.
 
     Returns:
-      ``(final_state, ys (T, B, H))``; ``ys`` are zero past each length.
+      ``(final_state, ys)``, ``ys`` in the layout of ``xs``, zero past each
+      length, in the state's dtype.
     """
     opts = make_options(
-        xs.shape[0], residuals, seq_lengths is not None, bptt_clip is not None, precision, unroll
+        xs.shape[1 if not time_major else 0],
+        0 if time_major else 1,
+        residuals,
+        seq_lengths is not None,
+        bptt_clip is not None,
+        precision,
+        unroll,
     )
     clip = (
         None
         if bptt_clip is None
         else jnp.asarray(bptt_clip, accumulation_dtype(params.w_hh.dtype))
     )
-    final, ys = _fused(cell, opts, params, xs, state, seq_lengths, clip)
-    if seq_lengths is not None:
-        t = jnp.arange(xs.shape[0], dtype=jnp.int32)[:, None]
-        ys = jnp.where((t < seq_lengths[None, :])[..., None], ys, jnp.zeros_like(ys))
-    return final, ys
+    return _fused(cell, opts, params, xs, state, seq_lengths, clip)
