@@ -263,10 +263,3 @@ def test_bptt_clip(name):
         lambda p, s: weighted_loss(*loop_rnn(cell, p, xs, s, bptt_clip=0.01)), argnums=(0, 1)
     )(params, state)
     assert_trees_close(clipped, want, F32)
-
-
-def test_fused_not_available_yet():
-    cell = CELLS["lstm"]
-    params, xs, state = inputs(cell, jnp.float32)
-    with pytest.raises(NotImplementedError, match='impl="scan"'):
-        jr.rnn(cell, params, xs, state)

@@ -6,7 +6,7 @@ parameter layout and its elementwise ``pointwise`` step, the engine the rest
 masking, per-step gradient clipping, mixed precision).
 """
 
-from ._engine import DEFAULT_CHUNK as DEFAULT_CHUNK
+from ._engine import default_chunk as default_chunk
 from ._engine import fused_rnn as fused_rnn
 
-__all__ = ["fused_rnn", "DEFAULT_CHUNK"]
+__all__ = ["fused_rnn", "default_chunk"]

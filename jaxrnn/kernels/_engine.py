@@ -52,9 +52,6 @@ from ..cells import Cell, accumulation_dtype
 
 Array = jax.Array
 
-#: chunk length for the "gates" and "states" policies
-DEFAULT_CHUNK = 16
-
 _tmap = jax.tree_util.tree_map
 
 
@@ -81,6 +78,16 @@ class Options:
         return self.num_steps % self.chunk
 
 
+def default_chunk(num_steps: int) -> int:
+    """Chunk length of the "gates" and "states" policies: about ``sqrt(T) / 2``.
+
+    The backward pass holds a few ``C·B·G·H`` chunk buffers (memory grows
+    with ``C``) and pays a fixed cost per chunk (time grows with ``T / C``);
+    ``C ~ sqrt(T)`` balances the two, clamped to [8, 64].
+    """
+    return int(min(64, max(8, round(num_steps**0.5 / 2))))
+
+
 def make_options(
     num_steps: int,
     time_axis: int,
@@ -91,7 +98,7 @@ def make_options(
     unroll: Any,
 ) -> Options:
     if isinstance(residuals, str):
-        chunk, policy = DEFAULT_CHUNK, residuals
+        chunk, policy = default_chunk(num_steps), residuals
     else:
         chunk, policy = int(residuals), "checkpoints"
     return Options(
@@ -444,8 +451,11 @@ def _backward(
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
 def _fused(cell, opts, params, xs, s0, lengths, clip):
-    final, seqs, _ = _forward(cell, params, opts, xs, s0, lengths)
-    return final, seqs if opts.residuals == "checkpoints" else cell.output(seqs)
+    # Not differentiated: keep nothing but the outputs.
+    final, ys, _ = _forward(
+        cell, params, dataclasses.replace(opts, residuals="checkpoints"), xs, s0, lengths
+    )
+    return final, ys
 
 
 def _fused_fwd(cell, opts, params, xs, s0, lengths, clip):

@@ -1,0 +1,225 @@
+"""The fused engine against its reference twin, impl="scan"."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import CELLS, INPUT, Precision, assert_trees_close, random_params, random_state
+from jax.test_util import check_grads
+
+import jaxrnn as jr
+from jaxrnn.kernels import default_chunk
+
+KEY = jax.random.PRNGKey(0)
+B = 3
+# T = 20 with the default chunk of 8 gives two full chunks and a tail of 4;
+# residuals=3 gives six chunks of 3 and a tail of 2.
+T = 20
+assert default_chunk(T) == 8
+POLICIES = ["gates", "states", 3]
+LENGTHS = jnp.array([T, 9, 0])
+VARIANTS = {
+    "plain": dict(),
+    "lengths+reverse": dict(seq_lengths=LENGTHS, reverse=True),
+    "lengths+clip": dict(seq_lengths=jnp.array([T, 2, 17]), bptt_clip=0.05),
+}
+
+
+def weighted_loss(final, ys):
+    ys = ys.astype(jnp.float32) if ys.dtype.itemsize < 4 else ys  # half -> float32
+    w = jnp.sin(jnp.arange(ys.size, dtype=ys.dtype)).reshape(ys.shape)
+    return jnp.sum(w * ys) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree_util.tree_leaves(final))
+
+
+def setup(cell, dtype, batch=B, steps=T):
+    params = random_params(cell, KEY, dtype=dtype)
+    xs = jax.random.normal(jax.random.PRNGKey(1), (batch, steps, INPUT), dtype)
+    state = random_state(cell, jax.random.PRNGKey(2), (batch,), dtype)
+    return params, xs, state
+
+
+def value_and_grads(cell, params, xs, state, **kw):
+    """``((final, ys), (dparams, dxs, dstate))`` of ``weighted_loss``, one trace."""
+
+    def f(p, x, s):
+        out = jr.rnn(cell, p, x, s, **kw)
+        return weighted_loss(*out), out
+
+    grads, out = jax.jit(jax.grad(f, argnums=(0, 1, 2), has_aux=True))(params, xs, state)
+    return out, grads
+
+
+def test_fused_equals_scan_fp64(cell):
+    """Values and gradients (params, inputs, initial state) to ~1e-10, for every
+    residual policy and every variant."""
+    with jax.enable_x64(True):
+        prec = Precision(np.dtype("float64"), rtol=1e-10, atol=1e-12)
+        params, xs, state = setup(cell, jnp.float64)
+        for name, kw in VARIANTS.items():
+            scan = value_and_grads(cell, params, xs, state, impl="scan", **kw)
+            for residuals in POLICIES:
+                fused = value_and_grads(
+                    cell, params, xs, state, impl="fused", residuals=residuals, **kw
+                )
+                try:
+                    assert_trees_close(fused, scan, prec)
+                except AssertionError as e:
+                    raise AssertionError(f"variant {name}, residuals {residuals}: {e}") from None
+
+
+def test_fused_equals_scan_fp32(cell):
+    prec = Precision(np.dtype("float32"), rtol=1e-5, atol=1e-5)
+    params, xs, state = setup(cell, jnp.float32)
+    kw = VARIANTS["lengths+reverse"]
+    scan = value_and_grads(cell, params, xs, state, impl="scan", **kw)
+    for residuals in ("gates", "states"):
+        fused = value_and_grads(cell, params, xs, state, impl="fused", residuals=residuals, **kw)
+        assert_trees_close(fused, scan, prec)
+
+
+@pytest.mark.parametrize("residuals", POLICIES, ids=str)
+def test_check_grads(cell, residuals):
+    with jax.enable_x64(True):
+        params, xs, state = setup(cell, jnp.float64, batch=2, steps=7)
+        lengths = jnp.array([7, 4])
+
+        def run(p, x, s):
+            return jr.rnn(cell, p, x, s, seq_lengths=lengths, residuals=residuals)
+
+        check_grads(run, (params, xs, state), order=1, modes=["rev"])
+
+
+def test_default_impl_is_fused():
+    cell = CELLS["lstm"]
+    params, xs, state = setup(cell, jnp.float32)
+    jaxpr = str(jax.make_jaxpr(lambda p: jr.rnn(cell, p, xs, state))(params))
+    assert "custom_vjp_call" in jaxpr
+    jaxpr_scan = str(jax.make_jaxpr(lambda p: jr.rnn(cell, p, xs, state, impl="scan"))(params))
+    assert "custom_vjp_call" not in jaxpr_scan
+
+
+@pytest.mark.parametrize("batch_shape", [(), (2, 3)], ids=str)
+@pytest.mark.parametrize("time_major", [False, True])
+def test_batch_dims_and_time_major(batch_shape, time_major):
+    cell = CELLS["gru"]
+    params = random_params(cell, KEY)
+    xs = jax.random.normal(KEY, (*batch_shape, T, INPUT))
+    if time_major:
+        xs = jnp.moveaxis(xs, -2, 0)
+    state = random_state(cell, jax.random.PRNGKey(3), batch_shape)
+    lengths = jax.random.randint(KEY, batch_shape, 0, T + 1)
+    kw = dict(seq_lengths=lengths, reverse=True, time_major=time_major)
+    fused = value_and_grads(cell, params, xs, state, impl="fused", **kw)
+    scan = value_and_grads(cell, params, xs, state, impl="scan", **kw)
+    assert fused[0][1].shape == xs.shape[:-1] + (cell.hidden_size,)
+    assert_trees_close(fused, scan, Precision(np.dtype("float32"), 1e-5, 1e-5))
+
+
+def test_compositions():
+    """jit, vmap over data and over params, grad of grad, jax.checkpoint, donation."""
+    cell = CELLS["lstm"]
+    prec = Precision(np.dtype("float32"), 1e-5, 1e-5)
+    params, xs, state = setup(cell, jnp.float32)
+
+    def run(impl):
+        return lambda p, x, s: jr.rnn(cell, p, x, s, impl=impl)
+
+    # vmap over a data axis and over an ensemble of params
+    xs3 = jnp.stack([xs, -xs, 0.5 * xs])
+    s3 = jax.tree_util.tree_map(lambda a: jnp.stack([a, a, a]), state)
+    assert_trees_close(
+        jax.vmap(run("fused"), (None, 0, 0))(params, xs3, s3),
+        jax.vmap(run("scan"), (None, 0, 0))(params, xs3, s3),
+        prec,
+    )
+    ensemble = jax.vmap(lambda k: random_params(cell, k))(jax.random.split(KEY, 3))
+    loss = lambda impl: lambda p: weighted_loss(*run(impl)(p, xs, state))  # noqa: E731
+    assert_trees_close(
+        jax.vmap(jax.grad(loss("fused")))(ensemble),
+        jax.vmap(jax.grad(loss("scan")))(ensemble),
+        prec,
+    )
+    # reverse over reverse: the gradient of a function of the gradient
+    gg = lambda impl: jax.grad(lambda p: jnp.sum(jax.grad(loss(impl))(p).w_hh ** 2))  # noqa: E731
+    assert_trees_close(jax.jit(gg("fused"))(params), jax.jit(gg("scan"))(params), Precision(np.dtype("float32"), 1e-4, 1e-5))
+    # jax.checkpoint around it
+    ckpt = jax.checkpoint(lambda p: loss("fused")(p))
+    assert_trees_close(jax.grad(ckpt)(params), jax.grad(loss("scan"))(params), prec)
+    # donation of the inputs
+    donated = jax.jit(jax.value_and_grad(loss("fused")), donate_argnums=0)
+    want = jax.value_and_grad(loss("scan"))(params)
+    assert_trees_close(donated(jax.tree_util.tree_map(jnp.copy, params)), want, prec)
+
+
+def test_forward_mode_error_points_to_scan():
+    cell = CELLS["gru"]
+    params, xs, state = setup(cell, jnp.float32)
+    f = lambda x: jr.rnn(cell, params, x, state)[1]  # noqa: E731
+    with pytest.raises(TypeError, match=r'forward-mode .* use impl="scan"'):
+        jax.jvp(f, (xs,), (xs,))
+    with pytest.raises(TypeError, match=r'use impl="scan"'):
+        jax.jacfwd(lambda x: jr.rnn(cell, params, x, state)[1].sum())(xs)
+    # and the reference supports it
+    jax.jvp(lambda x: jr.rnn(cell, params, x, state, impl="scan")[1], (xs,), (xs,))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_half_precision(name, dtype):
+    """Half-precision inputs and weights, float32 state and accumulation."""
+    cell = CELLS[name]
+    params = random_params(cell, KEY, dtype=dtype)
+    xs = jax.random.normal(KEY, (B, T, INPUT), dtype)
+    final, ys = jr.rnn(cell, params, xs, seq_lengths=LENGTHS)
+    assert ys.dtype == jnp.dtype(dtype)
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree_util.tree_leaves(final))
+    loose = Precision(np.dtype("float32"), rtol=2e-2, atol=2e-2)
+    fused = value_and_grads(cell, params, xs, cell.initial_state((B,), jnp.float32), impl="fused", seq_lengths=LENGTHS)
+    scan = value_and_grads(cell, params, xs, cell.initial_state((B,), jnp.float32), impl="scan", seq_lengths=LENGTHS)
+    assert_trees_close(fused[0], scan[0], loose)
+    # gradients come back in the dtype of their primal
+    assert all(g.dtype == jnp.dtype(dtype) for g in jax.tree_util.tree_leaves(fused[1][0]))
+    assert fused[1][2].dtype == jnp.float32 if name == "gru" else fused[1][2].h.dtype == jnp.float32
+    # against a float32 run of the same weights, both are close
+    p32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), params)
+    _, ys32 = jr.rnn(cell, p32, xs.astype(jnp.float32), seq_lengths=LENGTHS)
+    assert_trees_close(ys.astype(jnp.float32), ys32, Precision(np.dtype("float32"), 5e-2, 5e-2))
+
+
+def test_precision_argument():
+    cell = CELLS["lstm"]
+    params, xs, state = setup(cell, jnp.float32)
+    hi = value_and_grads(cell, params, xs, state, precision=jax.lax.Precision.HIGHEST)
+    ref = value_and_grads(cell, params, xs, state, impl="scan", precision=jax.lax.Precision.HIGHEST)
+    assert_trees_close(hi, ref, Precision(np.dtype("float32"), 1e-5, 1e-5))
+
+
+def _temp_bytes(cell, steps, impl, residuals="states"):
+    params = cell.init(KEY, 32)
+    xs = jnp.ones((8, steps, 32))
+
+    def loss(p, x):
+        return jnp.sum(jr.rnn(cell, p, x, impl=impl, residuals=residuals)[1])
+
+    compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(params, xs).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+
+def test_memory_states_policy():
+    """LSTM, T=512, B=8, I=32, H=64: fused "states" needs at most 1/5 of scan's temp memory."""
+    cell = jr.LSTM(64)
+    scan = _temp_bytes(cell, 512, "scan")
+    states = _temp_bytes(cell, 512, "fused", "states")
+    gates = _temp_bytes(cell, 512, "fused", "gates")
+    assert states <= scan / 5, (states, scan)
+    assert states < gates < scan, (states, gates, scan)
+
+
+def test_memory_checkpoints_policy():
+    """LSTM, T=4096: residuals=64 needs at most 1/20 of scan's temp memory."""
+    cell = jr.LSTM(64)
+    scan = _temp_bytes(cell, 4096, "scan")
+    ckpt = _temp_bytes(cell, 4096, "fused", 64)
+    assert ckpt <= scan / 20, (ckpt, scan)
