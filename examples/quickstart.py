@@ -49,7 +49,7 @@ def train(cell, steps, length, batch=64, seed=0):
     opt_state = optimizer.init(model)
 
     def loss_fn(model, xs, targets):
-        final, ys = jr.rnn(cell, model["cell"], xs, impl="scan")
+        final, ys = jr.rnn(cell, model["cell"], xs)
         prediction = ys[:, -1] @ model["w_out"] + model["b_out"]
         return jnp.mean((prediction - targets) ** 2)
 

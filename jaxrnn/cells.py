@@ -50,6 +50,7 @@ __all__ = [
     "GRUParams",
     "LSTMState",
     "accumulation_dtype",
+    "block_init",
 ]
 
 Array = jax.Array
@@ -131,10 +132,14 @@ def _add_bias(z: Array, b: Array) -> Array:
     return z + b.astype(z.dtype).reshape((1,) * (z.ndim - 1) + b.shape)
 
 
-def _block_init(
+def block_init(
     init: Initializer, key: Array, num_blocks: int, shape: tuple[int, ...], dtype: Any
 ) -> Array:
-    """Draws ``num_blocks`` blocks of ``shape`` and concatenates them on the last axis."""
+    """Draws ``num_blocks`` blocks of ``shape`` and concatenates them on the last axis.
+
+    The helper behind every cell's gate layout, for writing new cells: e.g.
+    ``block_init(orthogonal(), key, 4, (H, H), dtype)`` is an LSTM's ``w_hh``.
+    """
     keys = jax.random.split(key, num_blocks)
     # bf16/fp16 params are drawn in float32 and rounded: some initializers
     # (orthogonal's QR) have no half-precision kernel on CPU.
@@ -155,7 +160,7 @@ class Cell(abc.ABC):
     A cell is a frozen, hashable configuration. Its methods are pure functions
     of arrays: ``init`` makes a params NamedTuple, ``initial_state`` a zero
     state and ``cell(params, state, x)`` takes one step. Subclasses define the
-    parameter layout (``params_type``, ``num_gates``, ``_init_params``) and
+    parameter layout (``params_type``, ``num_gates``, ``init_params``) and
     the elementwise ``pointwise`` function.
 
     Attributes:
@@ -180,8 +185,10 @@ class Cell(abc.ABC):
     # ---------------------------------------------------------------- layout
 
     @abc.abstractmethod
-    def _init_params(self, key: Array, input_size: int, dtype: Any) -> Any:
-        """Builds the params NamedTuple (sizes and dtype already checked)."""
+    def init_params(self, key: Array, input_size: int, dtype: Any) -> Any:
+        """Builds the params NamedTuple; ``init`` calls it with checked
+        arguments. A new cell overrides this, ``pointwise`` and the class
+        attributes ``params_type`` and ``num_gates``."""
 
     def init(self, key: Array, input_size: int, dtype: Any = None) -> Any:
         """Initialises the parameters.
@@ -196,7 +203,7 @@ class Cell(abc.ABC):
         """
         input_size = _checks.positive_int("input_size", input_size)
         dtype = _checks.float_dtype("dtype", dtype)
-        return self._init_params(key, input_size, dtype)
+        return self.init_params(key, input_size, dtype)
 
     def initial_state(self, batch_shape: Any = (), dtype: Any = None) -> Any:
         """Returns the zero state for ``batch_shape``.
@@ -382,13 +389,13 @@ class SimpleRNN(_ElmanPointwise, Cell):
             return _ACTIVATIONS[self.activation]
         return self.activation
 
-    def _init_params(self, key: Array, input_size: int, dtype: Any) -> SimpleRNNParams:
+    def init_params(self, key: Array, input_size: int, dtype: Any) -> SimpleRNNParams:
         k1, k2, k3 = jax.random.split(key, 3)
         H = self.hidden_size
         return SimpleRNNParams(
-            w_ih=_block_init(self.w_ih_init, k1, 1, (input_size, H), dtype),
-            w_hh=_block_init(self.w_hh_init, k2, 1, (H, H), dtype),
-            b=_block_init(self.b_init, k3, 1, (H,), dtype),
+            w_ih=block_init(self.w_ih_init, k1, 1, (input_size, H), dtype),
+            w_hh=block_init(self.w_hh_init, k2, 1, (H, H), dtype),
+            b=block_init(self.b_init, k3, 1, (H,), dtype),
         )
 
 
@@ -432,13 +439,13 @@ class IRNN(_ElmanPointwise, Cell):
     def _activation_fn(self) -> Callable[[Array], Array]:
         return jax.nn.relu
 
-    def _init_params(self, key: Array, input_size: int, dtype: Any) -> SimpleRNNParams:
+    def init_params(self, key: Array, input_size: int, dtype: Any) -> SimpleRNNParams:
         k1, k3 = jax.random.split(key, 2)
         H = self.hidden_size
         return SimpleRNNParams(
-            w_ih=_block_init(self.w_ih_init, k1, 1, (input_size, H), dtype),
+            w_ih=block_init(self.w_ih_init, k1, 1, (input_size, H), dtype),
             w_hh=_inits.scaled_identity(self.scale)(None, (H, H), dtype),
-            b=_block_init(self.b_init, k3, 1, (H,), dtype),
+            b=block_init(self.b_init, k3, 1, (H,), dtype),
         )
 
 
@@ -483,14 +490,14 @@ class LSTM(Cell):
                 f"forget_bias must be a float, got {_checks.describe(self.forget_bias)}"
             )
 
-    def _init_params(self, key: Array, input_size: int, dtype: Any) -> LSTMParams:
+    def init_params(self, key: Array, input_size: int, dtype: Any) -> LSTMParams:
         k1, k2, k3 = jax.random.split(key, 3)
         H = self.hidden_size
-        b = _block_init(self.b_init, k3, 4, (H,), dtype)
+        b = block_init(self.b_init, k3, 4, (H,), dtype)
         b = b.at[H : 2 * H].add(jnp.asarray(self.forget_bias, dtype))
         return LSTMParams(
-            w_ih=_block_init(self.w_ih_init, k1, 4, (input_size, H), dtype),
-            w_hh=_block_init(self.w_hh_init, k2, 4, (H, H), dtype),
+            w_ih=block_init(self.w_ih_init, k1, 4, (input_size, H), dtype),
+            w_hh=block_init(self.w_hh_init, k2, 4, (H, H), dtype),
             b=b,
         )
 
@@ -572,14 +579,14 @@ class GRU(Cell):
         shapes["b_hn"] = (self.hidden_size,)
         return shapes
 
-    def _init_params(self, key: Array, input_size: int, dtype: Any) -> GRUParams:
+    def init_params(self, key: Array, input_size: int, dtype: Any) -> GRUParams:
         k1, k2, k3, k4 = jax.random.split(key, 4)
         H = self.hidden_size
         return GRUParams(
-            w_ih=_block_init(self.w_ih_init, k1, 3, (input_size, H), dtype),
-            w_hh=_block_init(self.w_hh_init, k2, 3, (H, H), dtype),
-            b=_block_init(self.b_init, k3, 3, (H,), dtype),
-            b_hn=_block_init(self.b_init, k4, 1, (H,), dtype),
+            w_ih=block_init(self.w_ih_init, k1, 3, (input_size, H), dtype),
+            w_hh=block_init(self.w_hh_init, k2, 3, (H, H), dtype),
+            b=block_init(self.b_init, k3, 3, (H,), dtype),
+            b_hn=block_init(self.b_init, k4, 1, (H,), dtype),
         )
 
     def recurrent_bias(self, params: GRUParams) -> Array:

@@ -223,3 +223,22 @@ def test_memory_checkpoints_policy():
     scan = _temp_bytes(cell, 4096, "scan")
     ckpt = _temp_bytes(cell, 4096, "fused", 64)
     assert ckpt <= scan / 20, (ckpt, scan)
+
+
+def test_user_cell_gets_a_fused_kernel():
+    """A cell written as layout + pointwise (examples/custom_cell.py) runs fused."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "examples" / "custom_cell.py"
+    spec = importlib.util.spec_from_file_location("custom_cell", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cell = module.HighwayRNN(4)
+    with jax.enable_x64(True):
+        params, xs, state = setup(cell, jnp.float64)
+        kw = VARIANTS["lengths+clip"]
+        scan = value_and_grads(cell, params, xs, state, impl="scan", **kw)
+        for residuals in POLICIES:
+            fused = value_and_grads(cell, params, xs, state, residuals=residuals, **kw)
+            assert_trees_close(fused, scan, Precision(np.dtype("float64"), 1e-10, 1e-12))
