@@ -198,36 +198,6 @@ def _scan_impl(
     return lax.scan(body, state, (xs, steps), unroll=unroll)
 
 
-def _fused_impl(
-    cell: Cell,
-    params: Any,
-    xs: Array,
-    state: Any,
-    seq_lengths: Array | None,
-    time_major: bool,
-    residuals: Any,
-    bptt_clip: Any,
-    unroll: Any,
-    precision: Any,
-) -> tuple[Any, Array]:
-    """The fused engine, with a clear error for forward-mode differentiation."""
-    try:
-        return fused_rnn(
-            cell, params, xs, state, seq_lengths, time_major=time_major,
-            residuals=residuals, bptt_clip=bptt_clip, precision=precision,
-            unroll=unroll,
-        )
-    except TypeError as e:
-        if "forward-mode" not in str(e) and "jvp" not in str(e):
-            raise
-        raise TypeError(
-            'impl="fused" has a hand-written reverse-mode derivative '
-            "(jax.custom_vjp), so forward-mode differentiation (jax.jvp, "
-            'jax.jacfwd, jax.hessian) is not available for it; use impl="scan" '
-            "for forward mode"
-        ) from e
-
-
 # --------------------------------------------------------------------------
 # the public driver
 
@@ -348,9 +318,10 @@ def rnn(
         )
         ys = jnp.moveaxis(ys, 0, time_axis)
     else:
-        final, ys = _fused_impl(
-            cell, params, xs, flat_state, flat_lengths, time_major, residuals,
-            bptt_clip, unroll, precision,
+        final, ys = fused_rnn(
+            cell, params, xs, flat_state, flat_lengths, time_major=time_major,
+            residuals=residuals, bptt_clip=bptt_clip, precision=precision,
+            unroll=unroll,
         )
     if reverse:
         ys = reverse_padded(ys, flat_lengths, time_axis)

@@ -225,14 +225,16 @@ def test_memory_checkpoints_policy():
     assert ckpt <= scan / 20, (ckpt, scan)
 
 
-def test_user_cell_gets_a_fused_kernel():
+def test_user_cell_gets_a_fused_kernel(monkeypatch):
     """A cell written as layout + pointwise (examples/custom_cell.py) runs fused."""
     import importlib.util
     import pathlib
+    import sys
 
     path = pathlib.Path(__file__).parents[1] / "examples" / "custom_cell.py"
     spec = importlib.util.spec_from_file_location("custom_cell", path)
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "custom_cell", module)  # dataclasses look it up
     spec.loader.exec_module(module)
     cell = module.HighwayRNN(4)
     with jax.enable_x64(True):

@@ -497,6 +497,8 @@ def fused_rnn(
 
     Validation, extra batch dims and ``reverse`` are :func:`jaxrnn.rnn`'s
     job; this runs forward in time, each example over its valid steps.
+    Forward-mode differentiation raises a ``TypeError`` pointing to
+    ``impl="scan"``.
 
     Returns:
       ``(final_state, ys)``, ``ys`` in the layout of ``xs``, zero past each
@@ -516,4 +518,14 @@ def fused_rnn(
         if bptt_clip is None
         else jnp.asarray(bptt_clip, accumulation_dtype(params.w_hh.dtype))
     )
-    return _fused(cell, opts, params, xs, state, seq_lengths, clip)
+    try:
+        return _fused(cell, opts, params, xs, state, seq_lengths, clip)
+    except TypeError as e:
+        if "forward-mode" not in str(e) or "custom_vjp" not in str(e):
+            raise
+        raise TypeError(
+            'impl="fused" has a hand-written reverse-mode derivative '
+            "(jax.custom_vjp), so forward-mode differentiation (jax.jvp, "
+            'jax.jacfwd, jax.hessian) is not available for it; use impl="scan" '
+            "for forward mode"
+        ) from e
