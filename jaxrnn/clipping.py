@@ -1,23 +1,44 @@
-"""Gradient clipping.
+"""Gradient clipping: Optax transformations, and in-graph BPTT clipping.
 
-This module holds :func:`clip_gradient`, the identity-forward /
-clipped-backward function that per-step (Graves-style) BPTT clipping is built
-on. Optax-style gradient transformations (norm, per-leaf, adaptive and
-z-score clipping) join it here.
+Optax-style factories returning ``optax.GradientTransformation`` (NamedTuple
+states, branch-free under ``jit``, composable with ``optax.chain``):
+
+- :func:`clip_by_norm`: each leaf's own L2 norm (Keras ``clipnorm``);
+- :func:`clip_by_global_norm`: Optax's rule, with the pre-clip norm and
+  whether it fired recorded in the state;
+- :func:`adaptive_clip`: a percentile of recent norms (AutoClip);
+- :func:`zscore_clip`: clips norms that are outliers against an EMA (ZClip).
+
+Value clipping is :func:`optax.clip` and NaN-safety
+:func:`optax.apply_if_finite`; they chain with these as usual.
+
+:func:`clip_gradient` is a function, not a transform: identity forward,
+per-example norm-clipped cotangent backward, usable inside any scan; it is
+what ``jr.rnn(..., bptt_clip=...)`` applies at every step.
 """
 
 from __future__ import annotations
 
 import functools
 import numbers
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from . import _checks
 
-__all__ = ["clip_gradient"]
+__all__ = [
+    "clip_by_norm",
+    "clip_by_global_norm",
+    "adaptive_clip",
+    "zscore_clip",
+    "ClipByGlobalNormState",
+    "AdaptiveClipState",
+    "ZScoreClipState",
+    "clip_gradient",
+]
 
 
 def _check_max_norm(max_norm: Any) -> None:
@@ -119,3 +140,230 @@ def clip_gradient(x: Any, max_norm: Any) -> Any:
         )
     _check_max_norm(max_norm)
     return _clip_gradient(x, max_norm)
+
+
+# --------------------------------------------------------------------------
+# Optax transformations
+
+
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive float, got {_checks.describe(value)}")
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive float, got {value}")
+    return float(value)
+
+
+def _scale_to(updates: Any, norm: jax.Array, limit: jax.Array) -> Any:
+    """Scales ``updates`` by ``min(1, limit / norm)``, branch-free; exact below the limit."""
+    scale = limit / jnp.maximum(norm, limit)
+    return jax.tree_util.tree_map(lambda g: g * scale.astype(g.dtype), updates)
+
+
+def clip_by_norm(max_norm: float) -> optax.GradientTransformation:
+    """Clips each leaf's own L2 norm to ``max_norm`` (Keras ``clipnorm``).
+
+    Unlike :func:`clip_by_global_norm`, each parameter array is scaled on its
+    own, so the direction of the whole update can change.
+
+    Args:
+      max_norm: the largest norm a leaf may keep.
+
+    Returns:
+      An ``optax.GradientTransformation`` with an empty state.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from jaxrnn.clipping import clip_by_norm
+      >>> tx = clip_by_norm(1.0)
+      >>> g, _ = tx.update({"a": jnp.array([3.0, 4.0]), "b": jnp.array([0.5])}, tx.init(None))
+      >>> g["a"], g["b"]
+      (Array([0.6, 0.8], dtype=float32), Array([0.5], dtype=float32))
+    """
+    max_norm = _positive("max_norm", max_norm)
+
+    def init_fn(params: Any) -> optax.EmptyState:
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        del params
+
+        def clip_leaf(g):
+            norm = jnp.sqrt(jnp.sum(jnp.square(g.astype(jnp.float32))))
+            return _scale_to(g, norm, jnp.float32(max_norm))
+
+        return jax.tree_util.tree_map(clip_leaf, updates), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+class ClipByGlobalNormState(NamedTuple):
+    """State of :func:`clip_by_global_norm`, for logging."""
+
+    global_norm: jax.Array  # () float32: norm of the last update before clipping
+    clipped: jax.Array  # () bool: whether the last update was clipped
+
+
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """Scales the whole update so its global L2 norm is at most ``max_norm``.
+
+    The rule is Optax's ``clip_by_global_norm`` (Pascanu, Mikolov & Bengio
+    2013): the direction of the update is kept. The state records the norm
+    before clipping and whether clipping fired, so a training loop can log
+    them.
+
+    Args:
+      max_norm: the largest global norm an update may keep.
+
+    Returns:
+      An ``optax.GradientTransformation`` whose state is a
+      :class:`ClipByGlobalNormState`.
+
+    References:
+      Pascanu, Mikolov & Bengio, "On the difficulty of training recurrent
+      neural networks", ICML 2013.
+    """
+    max_norm = _positive("max_norm", max_norm)
+
+    def init_fn(params: Any) -> ClipByGlobalNormState:
+        del params
+        return ClipByGlobalNormState(jnp.zeros((), jnp.float32), jnp.zeros((), bool))
+
+    def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        del params, state
+        norm = optax.global_norm(updates).astype(jnp.float32)
+        limit = jnp.float32(max_norm)
+        return _scale_to(updates, norm, limit), ClipByGlobalNormState(norm, norm > limit)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+class AdaptiveClipState(NamedTuple):
+    """State of :func:`adaptive_clip`."""
+
+    norms: jax.Array  # (history,) float32: ring buffer of past global norms
+    count: jax.Array  # () int32: norms seen so far
+    global_norm: jax.Array  # () float32: norm of the last update before clipping
+    threshold: jax.Array  # () float32: the threshold applied to it
+    clipped: jax.Array  # () bool: whether the last update was clipped
+
+
+def adaptive_clip(percentile: float = 10.0, history: int = 1000) -> optax.GradientTransformation:
+    """AutoClip: clips the global norm to a percentile of the recent norms.
+
+    Each update's global norm joins a ring buffer of the last ``history``
+    norms; the update is then clipped (direction kept) to the
+    ``percentile``-th percentile of the buffer. A norm far above what
+    training has seen so far is cut back to a typical one, with no threshold
+    to tune by hand.
+
+    Args:
+      percentile: in (0, 100]; the paper's recommended range is 5 to 25.
+      history: how many recent norms to keep (the paper keeps all; a window
+        keeps the threshold following the trend of training).
+
+    Returns:
+      An ``optax.GradientTransformation`` whose state is an
+      :class:`AdaptiveClipState` of fixed shape.
+
+    References:
+      Seetharaman, Wichern, Pardo, Le Roux, "AutoClip: Adaptive Gradient
+      Clipping for Source Separation Networks", MLSP 2020.
+    """
+    if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real):
+        raise TypeError(f"percentile must be a float in (0, 100], got {_checks.describe(percentile)}")
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be a float in (0, 100], got {percentile}")
+    history = _checks.positive_int("history", history)
+
+    def init_fn(params: Any) -> AdaptiveClipState:
+        del params
+        zero = jnp.zeros((), jnp.float32)
+        return AdaptiveClipState(
+            jnp.full((history,), jnp.nan, jnp.float32), jnp.zeros((), jnp.int32), zero, zero,
+            jnp.zeros((), bool),
+        )
+
+    def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        del params
+        norm = optax.global_norm(updates).astype(jnp.float32)
+        norms = state.norms.at[state.count % history].set(norm)
+        # Unfilled slots are NaN and ignored.
+        threshold = jnp.nanpercentile(norms, percentile)
+        new_state = AdaptiveClipState(
+            norms, state.count + 1, norm, threshold, norm > threshold
+        )
+        return _scale_to(updates, norm, threshold), new_state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+class ZScoreClipState(NamedTuple):
+    """State of :func:`zscore_clip`."""
+
+    mean: jax.Array  # () float32: EMA of the (clipped) global norm
+    var: jax.Array  # () float32: EMA of its variance
+    count: jax.Array  # () int32: updates seen
+    global_norm: jax.Array  # () float32: norm of the last update before clipping
+    clipped: jax.Array  # () bool: whether the last update was clipped
+
+
+def zscore_clip(
+    z_threshold: float = 2.5, decay: float = 0.97, warmup: int = 25
+) -> optax.GradientTransformation:
+    """ZClip: clips global norms that are outliers against their recent history.
+
+    The mean and variance of the global norm are tracked with exponential
+    moving averages. After ``warmup`` updates (during which nothing is
+    clipped and the statistics are plain averages), a norm ``g`` whose
+    z-score ``z = (g - mean) / std`` exceeds ``z_threshold`` is clipped to
+    ``mean + (z_threshold / z) * std`` (ZClip's reciprocal rule: the larger
+    the spike, the harder the cut), direction kept. The statistics are then
+    updated with the clipped norm, so a spike does not inflate them.
+
+    Args:
+      z_threshold: the z-score above which a norm is clipped.
+      decay: the EMA decay of mean and variance, in (0, 1).
+      warmup: updates before clipping starts.
+
+    Returns:
+      An ``optax.GradientTransformation`` whose state is a
+      :class:`ZScoreClipState`.
+
+    References:
+      Kumar, Owen, Ashkboos et al., "ZClip: Adaptive Spike Mitigation for
+      LLM Pre-Training", arXiv:2504.02507, 2025.
+    """
+    z_threshold = _positive("z_threshold", z_threshold)
+    if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not 0 < decay < 1:
+        raise ValueError(f"decay must be a float in (0, 1), got {decay!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative int, got {warmup!r}")
+    warmup = int(warmup)
+
+    def init_fn(params: Any) -> ZScoreClipState:
+        del params
+        zero = jnp.zeros((), jnp.float32)
+        return ZScoreClipState(zero, zero, jnp.zeros((), jnp.int32), zero, jnp.zeros((), bool))
+
+    def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        del params
+        norm = optax.global_norm(updates).astype(jnp.float32)
+        active = state.count >= max(warmup, 1)
+        std = jnp.sqrt(state.var)
+        z = (norm - state.mean) / jnp.maximum(std, 1e-12)
+        clip = active & (z > z_threshold)
+        limit = jnp.where(clip, state.mean + (z_threshold / jnp.maximum(z, 1e-12)) * std, norm)
+        kept = jnp.minimum(norm, limit)
+        # Statistics: running averages during warmup, EMAs after it.
+        n = state.count.astype(jnp.float32) + 1.0
+        w = jnp.where(active, 1.0 - decay, 1.0 / n)
+        mean = state.mean + w * (kept - state.mean)
+        var = jnp.where(
+            state.count == 0, 0.0, (1.0 - w) * (state.var + w * (kept - state.mean) ** 2)
+        )
+        new_state = ZScoreClipState(mean, var, state.count + 1, norm, clip)
+        return _scale_to(updates, norm, jnp.maximum(limit, 1e-12)), new_state
+
+    return optax.GradientTransformation(init_fn, update_fn)
