@@ -232,7 +232,7 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
 
     def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
         del params, state
-        norm = optax.global_norm(updates).astype(jnp.float32)
+        norm = optax.tree.norm(updates).astype(jnp.float32)
         limit = jnp.float32(max_norm)
         return _scale_to(updates, norm, limit), ClipByGlobalNormState(norm, norm > limit)
 
@@ -287,7 +287,7 @@ def adaptive_clip(percentile: float = 10.0, history: int = 1000) -> optax.Gradie
 
     def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
         del params
-        norm = optax.global_norm(updates).astype(jnp.float32)
+        norm = optax.tree.norm(updates).astype(jnp.float32)
         norms = state.norms.at[state.count % history].set(norm)
         # Unfilled slots are NaN and ignored.
         threshold = jnp.nanpercentile(norms, percentile)
@@ -349,7 +349,7 @@ def zscore_clip(
 
     def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
         del params
-        norm = optax.global_norm(updates).astype(jnp.float32)
+        norm = optax.tree.norm(updates).astype(jnp.float32)
         active = state.count >= max(warmup, 1)
         std = jnp.sqrt(state.var)
         z = (norm - state.mean) / jnp.maximum(std, 1e-12)

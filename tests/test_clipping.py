@@ -81,3 +81,126 @@ def test_traced_threshold_and_zero_cotangent():
 def test_bad_input(args, error, pattern):
     with pytest.raises(error, match=pattern):
         clip_gradient(*args)
+
+
+# --------------------------------------------------------------------------
+# Optax transformations
+
+import optax  # noqa: E402
+
+from jaxrnn.clipping import adaptive_clip, clip_by_global_norm, clip_by_norm, zscore_clip  # noqa: E402
+
+
+def tree(scale=1.0, key=KEY):
+    k1, k2 = jax.random.split(key)
+    return {"w": scale * jax.random.normal(k1, (3, 4)), "b": scale * jax.random.normal(k2, (4,))}
+
+
+def run(tx, grads_seq):
+    """Applies ``tx`` to a sequence of gradients under one jitted update."""
+    state = tx.init(grads_seq[0])
+    update = jax.jit(tx.update)
+    outs, states = [], []
+    for g in grads_seq:
+        u, state = update(g, state)
+        outs.append(u)
+        states.append(state)
+    return outs, states
+
+
+def test_clip_by_norm_clips_each_leaf():
+    g = {"big": jnp.array([30.0, 40.0]), "small": jnp.array([0.3, 0.4])}
+    (u,), _ = run(clip_by_norm(1.0), [g])
+    np.testing.assert_allclose(jnp.linalg.norm(u["big"]), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(u["big"], g["big"] / 50.0, rtol=1e-6)  # direction kept
+    np.testing.assert_array_equal(u["small"], g["small"])  # under the limit: untouched
+    (again,), _ = run(clip_by_norm(1.0), [u])
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), again, u)
+
+
+@pytest.mark.parametrize("scale", [0.01, 10.0])
+def test_clip_by_global_norm_matches_optax_and_logs(scale):
+    g = tree(scale)
+    (u,), (state,) = run(clip_by_global_norm(1.0), [g])
+    want, _ = optax.clip_by_global_norm(1.0).update(g, optax.clip_by_global_norm(1.0).init(g))
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), u, want)
+    np.testing.assert_allclose(state.global_norm, optax.tree.norm(g), rtol=1e-6)
+    assert bool(state.clipped) == (scale == 10.0)
+    assert float(optax.tree.norm(u)) <= 1.0 + 1e-6
+
+
+def test_adaptive_clip_cuts_a_lone_spike():
+    keys = jax.random.split(KEY, 40)
+    grads = [tree(1.0 + 0.05 * i, k) for i, k in enumerate(keys)]
+    grads[30] = tree(1000.0, keys[30])
+    outs, states = run(adaptive_clip(percentile=50.0, history=20), grads)
+    typical = float(np.median([optax.tree.norm(g) for g in grads[10:30]]))
+    spike = states[30]
+    assert bool(spike.clipped)
+    assert float(optax.tree.norm(outs[30])) < 2 * typical
+    # direction kept
+    cos = optax.tree.vdot(outs[30], grads[30]) / (
+        optax.tree.norm(outs[30]) * optax.tree.norm(grads[30])
+    )
+    np.testing.assert_allclose(cos, 1.0, rtol=1e-5)
+    # shapes never change, and the update does not recompile
+    assert all(s.norms.shape == (20,) for s in states)
+
+
+def test_zscore_clip_cuts_a_lone_spike_after_warmup():
+    keys = jax.random.split(KEY, 60)
+    grads = [tree(1.0 + 0.1 * jnp.sin(i), k) for i, k in enumerate(keys)]
+    tx = zscore_clip(z_threshold=2.5, decay=0.97, warmup=25)
+    spiked = list(grads)
+    spiked[50] = tree(1000.0, keys[50])
+    outs, states = run(tx, spiked)
+    assert bool(states[50].clipped)
+    assert float(optax.tree.norm(outs[50])) < 10.0
+    ordinary = [bool(s.clipped) for i, s in enumerate(states) if i != 50]
+    assert sum(ordinary) <= 3  # ordinary norms mostly pass
+    # the clipped norm, not the spike, enters the statistics
+    assert float(states[50].mean) < 10.0
+    # during warmup nothing is clipped, however large
+    early = list(grads)
+    early[5] = tree(1000.0, keys[5])
+    _, states = run(tx, early[:10])
+    assert not any(bool(s.clipped) for s in states)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: clip_by_norm(1.0), lambda: clip_by_global_norm(1.0), lambda: adaptive_clip(), lambda: zscore_clip()]
+)
+def test_transforms_chain_and_compile_once(make):
+    tx = optax.chain(make(), optax.clip(0.5), optax.sgd(0.1))
+    params = tree()
+    state = tx.init(params)
+    traces = 0
+
+    def step(params, state, g):
+        nonlocal traces
+        traces += 1
+        u, state = tx.update(g, state, params)
+        return optax.apply_updates(params, u), state
+
+    step = jax.jit(step)
+    for i in range(3):
+        params, state = step(params, state, tree(10.0 ** i))
+    assert traces == 1
+    for leaf in jax.tree_util.tree_leaves(params):
+        assert jnp.all(jnp.isfinite(leaf))
+
+
+@pytest.mark.parametrize(
+    "make, error, pattern",
+    [
+        (lambda: clip_by_norm(0.0), ValueError, r"max_norm must be a positive float, got 0.0"),
+        (lambda: clip_by_global_norm("1"), TypeError, r"max_norm must be a positive float, got str"),
+        (lambda: adaptive_clip(percentile=0.0), ValueError, r"percentile must be a float in \(0, 100\], got 0.0"),
+        (lambda: adaptive_clip(history=0), ValueError, r"history must be a positive int, got 0"),
+        (lambda: zscore_clip(decay=1.0), ValueError, r"decay must be a float in \(0, 1\), got 1.0"),
+        (lambda: zscore_clip(warmup=-1), ValueError, r"warmup must be a non-negative int, got -1"),
+    ],
+)
+def test_transform_arguments(make, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make()
