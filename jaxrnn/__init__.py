@@ -1,13 +1,15 @@
 """jaxrnn: recurrent neural networks in JAX that train well on long sequences.
 
 Pure-function cells (:class:`SimpleRNN`, :class:`IRNN`, :class:`LSTM`,
-:class:`GRU`), the sequence driver :func:`rnn`, stacks and bidirectional
-layers over it, and gradient clipping for backpropagation through time.
+:class:`GRU`), the sequence driver :func:`rnn` with its fused engine, stacks
+and bidirectional layers over it, gradient clipping (:mod:`jaxrnn.clipping`)
+and training steps (:mod:`jaxrnn.training`).
 """
 
 from . import clipping as clipping
 from . import initializers as initializers
 from . import interop as interop
+from . import training as training
 from .cells import GRU as GRU
 from .cells import IRNN as IRNN
 from .cells import LSTM as LSTM
@@ -41,4 +43,5 @@ __all__ = [
     "clipping",
     "initializers",
     "interop",
+    "training",
 ]

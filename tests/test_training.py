@@ -1,0 +1,192 @@
+"""Training steps: metrics, non-finite skipping, sharding, checkpoints, and
+Pascanu's exploding-gradient mechanism."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxrnn as jr
+from jaxrnn.training import Checkpointer, TrainState, make_train_step
+
+KEY = jax.random.PRNGKey(0)
+CELL = jr.GRU(8)
+
+
+def init_params(key=KEY):
+    k1, k2 = jax.random.split(key)
+    return {"rnn": CELL.init(k1, 2), "w": jax.random.normal(k2, (8,)) / 8}
+
+
+def loss_fn(params, batch):
+    xs, ys = batch
+    _, hs = jr.rnn(CELL, params["rnn"], xs)
+    return jnp.mean((hs[:, -1] @ params["w"] - ys) ** 2)
+
+
+def make_batch(key, n=8, steps=6):
+    xs = jax.random.normal(key, (n, steps, 2))
+    return xs, jnp.sum(xs[:, :, 0], axis=1) / 3
+
+
+# (optax.adam's bias correction trips strict dtype promotion; SGD with momentum does not)
+OPT = optax.chain(jr.clipping.clip_by_global_norm(1.0), optax.sgd(0.05, momentum=0.9))
+
+
+def test_step_learns_reports_and_compiles_once():
+    traces = 0
+
+    def counted_loss(params, batch):
+        nonlocal traces
+        traces += 1
+        return loss_fn(params, batch)
+
+    state = TrainState.create(init_params(), OPT)
+    step = make_train_step(counted_loss, OPT)
+    batch = make_batch(KEY)
+    want_norm = optax.tree.norm(jax.grad(loss_fn)(init_params(), batch))
+    first = None
+    for i in range(30):
+        state, metrics = step(state, batch)
+        if first is None:
+            first = metrics
+    assert traces == 1  # value_and_grad traces loss_fn once; no retrace later
+    np.testing.assert_allclose(first["grad_norm"], want_norm, rtol=1e-5)
+    assert set(metrics) == {"loss", "grad_norm", "skipped", "total_skipped"}
+    assert int(state.step) == 30
+    assert float(metrics["loss"]) < 0.5 * float(first["loss"])
+    assert not bool(metrics["skipped"])
+
+
+def test_non_finite_batch_is_skipped_and_counted():
+    state = TrainState.create(init_params(), OPT)
+    step = make_train_step(loss_fn, OPT)
+    xs, ys = make_batch(KEY)
+    state, _ = step(state, (xs, ys))
+    before = jax.tree_util.tree_map(np.asarray, state.params)
+    state, metrics = step(state, (xs.at[0, 0, 0].set(jnp.nan), ys))
+    assert bool(metrics["skipped"]) and int(metrics["total_skipped"]) == 1
+    jax.tree_util.tree_map(np.testing.assert_array_equal, state.params, before)
+    state, metrics = step(state, (xs, ys))
+    assert not bool(metrics["skipped"]) and int(metrics["total_skipped"]) == 1
+    assert int(state.step) == 3
+
+
+def test_has_aux():
+    def with_aux(params, batch):
+        loss = loss_fn(params, batch)
+        return loss, {"twice": 2 * loss}
+
+    state = TrainState.create(init_params(), OPT)
+    _, metrics = make_train_step(with_aux, OPT, has_aux=True)(state, make_batch(KEY))
+    np.testing.assert_allclose(metrics["aux"]["twice"], 2 * metrics["loss"], rtol=1e-6)
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match=r"optimizer must be an optax.GradientTransformation, got str"):
+        TrainState.create(init_params(), "adam")
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("model",))
+    with pytest.raises(ValueError, match=r'mesh must have a "data" axis, got axes \(\'model\',\)'):
+        make_train_step(loss_fn, OPT, mesh=mesh)
+
+
+SHARDED = textwrap.dedent(
+    """
+    import jax, jax.numpy as jnp, numpy as np, optax, sys
+    sys.path.insert(0, {tests!r})
+    from test_training import OPT, init_params, loss_fn, make_batch
+    from jaxrnn.training import TrainState, make_train_step
+    assert len(jax.devices()) == 4, jax.devices()
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
+    one = make_train_step(loss_fn, OPT)
+    four = make_train_step(loss_fn, OPT, mesh=mesh)
+    s1 = TrainState.create(init_params(), OPT)
+    s4 = TrainState.create(init_params(), OPT)
+    for i in range(3):
+        batch = make_batch(jax.random.PRNGKey(i))
+        s1, m1 = one(s1, batch)
+        s4, m4 = four(s4, batch)
+        np.testing.assert_allclose(m4["loss"], m1["loss"], rtol=1e-5)
+    assert len(s4.params["w"].sharding.device_set) == 4
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), s4.params, s1.params)
+    try:
+        four(s4, make_batch(jax.random.PRNGKey(9), n=6))
+    except ValueError as e:
+        assert "divisible by the 4 devices" in str(e), e
+    else:
+        raise AssertionError("an indivisible batch was accepted")
+    print("SHARDED-OK")
+    """
+)
+
+
+def test_sharded_step_over_four_host_devices_equals_one_device():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    code = SHARDED.format(tests=str(pathlib.Path(__file__).parent))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "SHARDED-OK" in done.stdout
+
+
+def test_resume_is_exact(tmp_path):
+    step = make_train_step(loss_fn, OPT)
+    batches = [make_batch(jax.random.PRNGKey(i)) for i in range(10)]
+
+    straight = TrainState.create(init_params(), OPT)
+    for b in batches:
+        straight, _ = step(straight, b)
+
+    ckpt = Checkpointer(tmp_path / "ckpt", save_every=5)
+    state = TrainState.create(init_params(), OPT)
+    for b in batches[:5]:
+        state, _ = step(state, b)
+        ckpt.save(state)
+    assert ckpt.latest_step() == 5
+    ckpt.close()
+
+    resumed = Checkpointer(tmp_path / "ckpt", save_every=5)
+    state = resumed.restore_latest(TrainState.create(init_params(jax.random.PRNGKey(1)), OPT))
+    assert int(state.step) == 5
+    for b in batches[5:]:
+        state, _ = step(state, b)
+    assert resumed.save(state, force=True)
+    assert resumed.latest_step() == 10
+    resumed.close()
+    jax.tree_util.tree_map(np.testing.assert_array_equal, state, straight)
+
+
+def test_pascanu_exploding_gradients_and_norm_clipping():
+    """ReLU RNN with W_hh = 1.2 I on T=30: plain SGD blows up, clipped SGD learns."""
+    H, T = 16, 30
+    cell = jr.SimpleRNN(H, activation="relu", w_hh_init=jr.initializers.scaled_identity(1.2))
+    params = {"rnn": cell.init(KEY, 1), "w": jnp.ones((H,)) / H}
+
+    def loss(p, batch):
+        xs, ys = batch
+        _, hs = jr.rnn(cell, p["rnn"], xs)
+        return jnp.mean((hs[:, -1] @ p["w"] - ys) ** 2)
+
+    def train(opt):
+        state = TrainState.create(jax.tree_util.tree_map(jnp.copy, params), opt)
+        step = make_train_step(loss, opt)
+        losses = []
+        for i in range(40):
+            xs = jax.random.normal(jax.random.fold_in(KEY, i), (16, T, 1))
+            state, m = step(state, (xs, 3.0 * xs[:, 0, 0]))  # recall the first input
+            losses.append(float(m["loss"]))
+        return np.array(losses), int(m["total_skipped"])
+
+    plain, plain_skipped = train(optax.sgd(1e-2))
+    clipped, clipped_skipped = train(optax.chain(jr.clipping.clip_by_global_norm(1.0), optax.sgd(1e-2)))
+    assert plain_skipped > 0 or not np.all(np.isfinite(plain[1:])) or plain[1:].max() > 1e6
+    assert np.all(np.isfinite(clipped)) and clipped_skipped == 0
+    assert clipped[-5:].mean() < 0.01 * clipped[0]
