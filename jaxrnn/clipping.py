@@ -74,16 +74,21 @@ def _clip_gradient_fwd(x: Any, max_norm: Any) -> tuple[Any, Any]:
     return x, max_norm
 
 
-def _clip_gradient_bwd(max_norm: Any, ct: Any) -> tuple[Any, Any]:
+def _clip_per_example(ct: Any, max_norm: Any) -> Any:
+    """Scales each example's cotangent to norm at most ``max_norm`` (joint over leaves).
+
+    ``scale == 1`` exactly when the norm is within the limit, so small
+    cotangents pass bit for bit; larger ones are rescaled to ``max_norm``.
+    The fused engine applies the same function inside its backward pass.
+    """
     norm = _per_example_norm(ct)
     limit = jnp.asarray(max_norm, norm.dtype)
-    # scale == 1 exactly when norm <= max_norm, so small cotangents pass
-    # through bit for bit; above it, the cotangent is rescaled to max_norm.
     scale = limit / jnp.maximum(norm, limit)
-    clipped = jax.tree_util.tree_map(
-        lambda g: g * scale[..., None].astype(g.dtype), ct
-    )
-    return clipped, jnp.zeros_like(jnp.asarray(max_norm))
+    return jax.tree_util.tree_map(lambda g: g * scale[..., None].astype(g.dtype), ct)
+
+
+def _clip_gradient_bwd(max_norm: Any, ct: Any) -> tuple[Any, Any]:
+    return _clip_per_example(ct, max_norm), jnp.zeros_like(jnp.asarray(max_norm))
 
 
 _clip_gradient.defvjp(_clip_gradient_fwd, _clip_gradient_bwd)

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..cells import Cell, accumulation_dtype
+from ..clipping import _clip_per_example
 
 Array = jax.Array
 
@@ -133,15 +134,6 @@ def _tree_add(a: Any, b: Any) -> Any:
 def _select(valid: Array, a: Any, b: Any) -> Any:
     """``where(valid, a, b)`` leaf by leaf; ``valid`` is ``(B,)``."""
     return _tmap(lambda x, y: jnp.where(valid[:, None], x, y), a, b)
-
-
-def _clip_tree(ct: Any, max_norm: Array) -> Any:
-    """Scales each example's cotangent to norm at most ``max_norm`` (joint over leaves)."""
-    sq = [jnp.sum(jnp.square(leaf), axis=-1) for leaf in jax.tree_util.tree_leaves(ct)]
-    norm = jnp.sqrt(functools.reduce(jnp.add, sq))
-    limit = max_norm.astype(norm.dtype)
-    scale = limit / jnp.maximum(norm, limit)
-    return _tmap(lambda g: g * scale[:, None].astype(g.dtype), ct)
 
 
 def _zeros_acc(params: Any) -> Any:
@@ -366,7 +358,7 @@ def _backward_chunk(
             dp = _acc_add(dp, dp_t)
             dhz = None
         if opts.clipped:
-            ds_prev = _clip_tree(ds_prev, clip)
+            ds_prev = _clip_per_example(ds_prev, clip)
         if opts.masked:
             # ... and passes its state gradient through unchanged.
             ds_prev = _select(valid_t, ds_prev, ds)
