@@ -204,3 +204,25 @@ def test_transforms_chain_and_compile_once(make):
 def test_transform_arguments(make, error, pattern):
     with pytest.raises(error, match=pattern):
         make()
+
+
+@pytest.mark.parametrize(
+    "make, idempotent",
+    [
+        (lambda: clip_by_global_norm(1.0), True),
+        (lambda: zscore_clip(warmup=2), True),
+        # AutoClip's threshold is a percentile that includes the current norm,
+        # so a clipped update fed back lowers it: not idempotent by design.
+        (lambda: adaptive_clip(50.0, 8), False),
+    ],
+)
+def test_global_norm_transforms_keep_state_shapes(make, idempotent):
+    tx = make()
+    grads = [tree(float(s), k) for s, k in zip([1, 2, 3, 50], jax.random.split(KEY, 4))]
+    outs, states = run(tx, grads)
+    shapes = [jax.tree_util.tree_map(jnp.shape, s) for s in states]
+    assert all(s == shapes[0] for s in shapes)
+    if idempotent:
+        # clipping an already-clipped update again (same state) changes nothing
+        again, _ = jax.jit(tx.update)(outs[-1], states[-2])
+        jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), again, outs[-1])
