@@ -244,3 +244,15 @@ def test_user_cell_gets_a_fused_kernel(monkeypatch):
         for residuals in POLICIES:
             fused = value_and_grads(cell, params, xs, state, residuals=residuals, **kw)
             assert_trees_close(fused, scan, Precision(np.dtype("float64"), 1e-10, 1e-12))
+
+
+@pytest.mark.parametrize("shape", [(2, 0, INPUT), (0, 5, INPUT)], ids=["no steps", "no examples"])
+def test_empty_inputs(shape):
+    cell = CELLS["lstm"]
+    params = random_params(cell, KEY)
+    xs = jnp.ones(shape)
+    state = random_state(cell, KEY, shape[:1])
+    fused = value_and_grads(cell, params, xs, state)
+    scan = value_and_grads(cell, params, xs, state, impl="scan")
+    assert fused[0][1].shape == shape[:2] + (cell.hidden_size,)
+    assert_trees_close(fused, scan, Precision(np.dtype("float32"), 1e-6, 1e-6))

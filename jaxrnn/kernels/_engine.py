@@ -382,7 +382,7 @@ def _backward_chunk(
     if dhz_c is not None:
         _, vjp_rec = jax.vjp(lambda p: proj_rec(p, flat(h_prev)), params)
         dp = _acc_add(dp, vjp_rec(flat(dhz_c))[0])
-    return ds_entry, dp, dx.reshape(C, B, -1)
+    return ds_entry, dp, dx.reshape(C, B, x_c.shape[-1])
 
 
 def _backward(
@@ -496,8 +496,13 @@ def fused_rnn(
       ``(final_state, ys)``, ``ys`` in the layout of ``xs``, zero past each
       length, in the state's dtype.
     """
+    num_steps = xs.shape[0 if time_major else 1]
+    if num_steps == 0:
+        # Nothing to run: the final state is the initial one, no outputs.
+        h = cell.output(state)
+        return state, jnp.zeros(xs.shape[:-1] + h.shape[-1:], h.dtype)
     opts = make_options(
-        xs.shape[1 if not time_major else 0],
+        num_steps,
         0 if time_major else 1,
         residuals,
         seq_lengths is not None,
