@@ -65,3 +65,20 @@ def assert_trees_close(a, b, prec):
         a,
         b,
     )
+
+
+def random_inputs(cell, dtype, *, batch, steps):
+    """``(params, xs (batch, steps, INPUT), state)``, all random, in ``dtype``."""
+    params = random_params(cell, jax.random.PRNGKey(0), dtype=dtype)
+    xs = jax.random.normal(jax.random.PRNGKey(1), (batch, steps, INPUT), dtype)
+    state = random_state(cell, jax.random.PRNGKey(2), (batch,), dtype)
+    return params, xs, state
+
+
+def weighted_loss(final, ys):
+    """A loss that weighs every output and the final state differently
+    (half-precision outputs are summed in float32)."""
+    ys = ys.astype(jnp.float32) if ys.dtype.itemsize < 4 else ys
+    w = jnp.sin(jnp.arange(ys.size, dtype=ys.dtype)).reshape(ys.shape)
+    leaves = jax.tree_util.tree_leaves(final)
+    return jnp.sum(w * ys) + sum(jnp.sum(jnp.cos(leaf)) for leaf in leaves)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import CELLS, INPUT, Precision, assert_trees_close, random_params, random_state
+from helpers import (
+    CELLS,
+    INPUT,
+    Precision,
+    assert_trees_close,
+    random_inputs,
+    random_params,
+    random_state,
+    weighted_loss,
+)
 from jax.test_util import check_grads
 
 import jaxrnn as jr
@@ -27,17 +38,7 @@ VARIANTS = {
 }
 
 
-def weighted_loss(final, ys):
-    ys = ys.astype(jnp.float32) if ys.dtype.itemsize < 4 else ys  # half -> float32
-    w = jnp.sin(jnp.arange(ys.size, dtype=ys.dtype)).reshape(ys.shape)
-    return jnp.sum(w * ys) + sum(jnp.sum(jnp.cos(l)) for l in jax.tree_util.tree_leaves(final))
-
-
-def setup(cell, dtype, batch=B, steps=T):
-    params = random_params(cell, KEY, dtype=dtype)
-    xs = jax.random.normal(jax.random.PRNGKey(1), (batch, steps, INPUT), dtype)
-    state = random_state(cell, jax.random.PRNGKey(2), (batch,), dtype)
-    return params, xs, state
+setup = functools.partial(random_inputs, batch=B, steps=T)
 
 
 def value_and_grads(cell, params, xs, state, **kw):

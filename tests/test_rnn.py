@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import CELLS, INPUT, Precision, assert_trees_close, random_params, random_state
+from helpers import (
+    CELLS,
+    INPUT,
+    Precision,
+    assert_trees_close,
+    random_inputs,
+    random_params,
+    random_state,
+    weighted_loss,
+)
 from jax.test_util import check_grads
 
 import jaxrnn as jr
@@ -30,18 +41,7 @@ def loop_rnn(cell, params, xs, state, bptt_clip=None):
     return state, jnp.stack(ys, axis=1)
 
 
-def weighted_loss(final, ys):
-    """A loss that weighs every output and the final state differently."""
-    w = jnp.sin(jnp.arange(ys.size, dtype=ys.dtype)).reshape(ys.shape)
-    leaves = jax.tree_util.tree_leaves(final)
-    return jnp.sum(w * ys) + sum(jnp.sum(jnp.cos(leaf)) for leaf in leaves)
-
-
-def inputs(cell, dtype, batch=B, steps=T):
-    params = random_params(cell, KEY, dtype=dtype)
-    xs = jax.random.normal(jax.random.PRNGKey(1), (batch, steps, INPUT), dtype)
-    state = random_state(cell, jax.random.PRNGKey(2), (batch,), dtype)
-    return params, xs, state
+inputs = functools.partial(random_inputs, batch=B, steps=T)
 
 
 def test_matches_python_loop(cell, prec):
