@@ -364,9 +364,10 @@ def _backward_chunk(
             ds_prev = _select(valid_t, ds_prev, ds)
         return (ds_prev, dp), (dxz, dhz)
 
+    # Only a non-elementwise cell accumulates parameter gradients per step.
     (ds_entry, dp), (dxz_c, dhz_c) = lax.scan(
         step,
-        (ds, _zeros_acc(params)),
+        (ds, None if cell.elementwise else _zeros_acc(params)),
         (xz_c, hz_c, prev, dy_c, valid_c),
         reverse=True,
         unroll=opts.unroll,
@@ -378,7 +379,7 @@ def _backward_chunk(
         dxz_c = dhz_c
     _, vjp_in = jax.vjp(proj_in, params, flat(x_c))
     dp_in, dx = vjp_in(flat(dxz_c))
-    dp = _acc_add(dp, dp_in)
+    dp = _acc_add(_zeros_acc(params) if dp is None else dp, dp_in)
     if dhz_c is not None:
         _, vjp_rec = jax.vjp(lambda p: proj_rec(p, flat(h_prev)), params)
         dp = _acc_add(dp, vjp_rec(flat(dhz_c))[0])
