@@ -380,7 +380,11 @@ def bidirectional_rnn(
       time_major: as for :func:`rnn`.
       merge: ``"concat"`` (features ``H_fw + H_bw``), ``"sum"`` (needs equal
         hidden sizes) or a callable ``merge(ys_fw, ys_bw)``.
-      impl, residuals, bptt_clip, unroll, precision: as for :func:`rnn`.
+      impl: as for :func:`rnn`.
+      residuals: as for :func:`rnn`.
+      bptt_clip: as for :func:`rnn`.
+      unroll: as for :func:`rnn`.
+      precision: as for :func:`rnn`.
 
     Returns:
       ``((final_fw, final_bw), ys)``.
@@ -499,8 +503,13 @@ def stacked_rnn(
       xs: inputs of the first layer, as for :func:`rnn`.
       states: one initial state per layer (a pair for a bidirectional layer),
         or ``None`` for zeros everywhere.
-      seq_lengths, time_major, impl, residuals, bptt_clip, unroll, precision:
-        as for :func:`rnn`, shared by every layer.
+      seq_lengths: as for :func:`rnn`, shared by every layer.
+      time_major: as for :func:`rnn`, shared by every layer.
+      impl: as for :func:`rnn`, shared by every layer.
+      residuals: as for :func:`rnn`, shared by every layer.
+      bptt_clip: as for :func:`rnn`, shared by every layer.
+      unroll: as for :func:`rnn`, shared by every layer.
+      precision: as for :func:`rnn`, shared by every layer.
 
     Returns:
       ``(finals, ys)``: a tuple of each layer's final state (a pair for a
