@@ -1,0 +1,222 @@
+"""A Griffe extension: the reStructuredText bits of jaxrnn's docstrings, as Markdown.
+
+jaxrnn's docstrings are Google style, as Optax's are, with a few Sphinx
+constructs in them that mkdocstrings (which renders docstrings as Markdown)
+would otherwise print literally. This extension rewrites, in every docstring
+of the ``jaxrnn`` package once it is loaded:
+
+- roles (``:func:`rnn```, ``:class:`~jaxrnn.cells.LSTM```, ``:mod:``, ...)
+  into cross-references, resolved in the docstring's own scope. They are
+  *optional* autorefs: a target the site does not document (an Optax or JAX
+  object, a private helper) renders as plain code instead of failing the build;
+- ``.. math::`` (inline or as a block) into a display-math block;
+- ``.. code-block:: lang`` and paragraphs ending in ``::`` into fenced code;
+- simple tables (``=====  =====`` borders) into Markdown tables;
+- the trailing comment of a class field with no docstring (how NamedTuple
+  fields carry their shape and dtype here, ``h: Array  # (*batch, hidden)``)
+  into that field's docstring.
+
+The source stays readable by ``help()`` and Sphinx alike. mkdocs.yml loads this
+file through the mkdocstrings handler's ``extensions`` option.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import griffe
+
+_ROLE = re.compile(
+    r":(?:py:)?(?:func|class|mod|meth|attr|data|obj|exc|const|type):`(?P<body>[^`]+)`"
+)
+# A role, or a code span or fence (left alone): one pass over the text.
+_TOKEN = re.compile(r"(?P<code>```.*?```|``.+?``)|" + _ROLE.pattern, flags=re.DOTALL)
+_TITLED = re.compile(r"^(?P<title>.+?)\s*<(?P<target>[^<>]+)>$")
+_DIRECTIVE = re.compile(r"^(?P<indent>\s*)\.\. (?P<name>math|code-block|code)::\s*(?P<arg>.*)$")
+_BORDER = re.compile(r"^\s*=+( +=+)+\s*$")
+_LITERAL = re.compile(r"^(?P<indent>\s*)(?P<text>.*?)::\s*$")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _block(lines: list[str], start: int, indent: int) -> tuple[list[str], int]:
+    """The indented block after ``lines[start - 1]``: (its lines, dedented; the next index)."""
+    end = start
+    while end < len(lines) and (not lines[end].strip() or _indent(lines[end]) > indent):
+        end += 1
+    while end > start and not lines[end - 1].strip():  # trailing blank lines are not in it
+        end -= 1
+    body = lines[start:end]
+    depth = min((_indent(line) for line in body if line.strip()), default=0)
+    return [line[depth:] for line in body], end
+
+
+def _table(lines: list[str], start: int) -> tuple[list[str], int] | None:
+    """The simple table whose top border is ``lines[start]``, as Markdown."""
+    end = start
+    while end < len(lines) and lines[end].strip():
+        end += 1
+    borders = [k for k in range(start, end) if _BORDER.match(lines[k])]
+    if len(borders) < 2:
+        return None
+    last = borders[-1]
+    top = lines[start]
+    spans = [m.span() for m in re.finditer(r"=+", top)]
+    indent = top[: spans[0][0]]
+
+    def cells(line: str) -> list[str]:
+        cut = [a for a, _ in spans] + [max(len(line), spans[-1][1])]
+        return [line[cut[c] : cut[c + 1]].strip() for c in range(len(spans))]
+
+    header = [cells(lines[k]) for k in range(start + 1, borders[1])] if len(borders) > 2 else []
+    rows: list[list[str]] = []
+    for k in range(borders[1] if len(borders) > 2 else start + 1, last):
+        if _BORDER.match(lines[k]):
+            continue
+        row = cells(lines[k])
+        if rows and not row[0]:  # a continuation line of the row above
+            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], row)]
+        else:
+            rows.append(row)
+    if header:
+        head = [" ".join(col).strip() for col in zip(*header)]
+    else:
+        head = [""] * len(spans)
+    out = [indent + "| " + " | ".join(head) + " |", indent + "|" + "---|" * len(spans)]
+    out += [indent + "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return out, last + 1
+
+
+def _fence(indent: str, opening: str, body: list[str], closing: str) -> list[str]:
+    out = [indent + opening]
+    out += [indent + line if line.strip() else "" for line in body]
+    out.append(indent + closing)
+    return out
+
+
+def _blocks(text: str) -> str:
+    """Directives and literal blocks into Markdown blocks."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    in_fence = False
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith("```"):
+            in_fence = not in_fence
+        if in_fence or line.lstrip().startswith(">>>"):
+            out.append(line)
+            i += 1
+            continue
+        directive = _DIRECTIVE.match(line)
+        if directive:
+            indent, name, arg = directive["indent"], directive["name"], directive["arg"].strip()
+            body, i = _block(lines, i + 1, len(indent))
+            while body and not body[0].strip():
+                body.pop(0)
+            if name == "math":
+                math = ([arg] if arg else []) + body
+                out += _fence(indent, "$$", math, "$$")
+            else:
+                out += _fence(indent, f"```{arg or 'python'}", body, "```")
+            continue
+        if _BORDER.match(line):
+            table = _table(lines, i)
+            if table is not None:
+                rows, i = table
+                out += rows
+                continue
+        literal = _LITERAL.match(line)
+        if literal and i + 1 < len(lines) and not lines[i + 1].strip():
+            indent = literal["indent"]
+            body, end = _block(lines, i + 1, len(indent))
+            if any(b.strip() for b in body):
+                text_part = literal["text"].rstrip()
+                if text_part:  # "Text::" is "Text:"; a lone "::" disappears
+                    out.append(f"{indent}{text_part}:")
+                    out.append("")
+                while body and not body[0].strip():
+                    body.pop(0)
+                out += _fence(indent, "```text", body, "```")
+                i = end
+                continue
+        out.append(line)
+        i += 1
+    return "\n".join(out)
+
+
+def _target_path(obj: griffe.Object, target: str) -> str:
+    """The full path of ``target`` as seen from ``obj``'s scope (best effort)."""
+    target = target.lstrip(".")
+    if target.startswith("jr."):
+        target = "jaxrnn." + target[3:]
+    head, _, rest = target.partition(".")
+    try:
+        path = obj.resolve(head)
+    except (griffe.NameResolutionError, AttributeError, KeyError):
+        return target
+    return f"{path}.{rest}" if rest else path
+
+
+def _roles(text: str, obj: griffe.Object) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if match["code"]:  # code spans and fences stay as they are
+            return match["code"]
+        body = match["body"].strip()
+        titled = _TITLED.match(body)
+        if titled:
+            title, target = titled["title"], titled["target"]
+        else:
+            target = body.lstrip("~")
+            title = target.rsplit(".", 1)[-1] if body.startswith("~") else target
+        identifier = html.escape(_target_path(obj, target), quote=True)
+        return f'<autoref identifier="{identifier}" optional><code>{html.escape(title)}</code></autoref>'
+
+    return _TOKEN.sub(replace, text)
+
+
+def _field_comment(attr: griffe.Object) -> str | None:
+    """The trailing ``# comment`` of a one-line field definition, if any."""
+    try:
+        lines = attr.lines
+    except (OSError, KeyError, ValueError):
+        return None
+    if len(lines) != 1 or "#" not in lines[0]:
+        return None
+    code, _, comment = lines[0].partition("#")
+    if code.count('"') % 2 or code.count("'") % 2:  # the '#' is inside a string
+        return None
+    return comment.strip() or None
+
+
+def _walk(obj: griffe.Object, seen: set[int]) -> Any:
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    yield obj
+    for member in list(obj.members.values()):
+        if not member.is_alias:
+            yield from _walk(member, seen)
+
+
+class RestToMarkdown(griffe.Extension):
+    """Rewrites the Sphinx constructs of a package's docstrings as Markdown."""
+
+    def __init__(self, packages: tuple[str, ...] = ("jaxrnn",)) -> None:
+        super().__init__()
+        self.packages = tuple(packages)
+
+    def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        if pkg.name not in self.packages:
+            return
+        for obj in _walk(pkg, set()):
+            if obj.docstring is not None:
+                obj.docstring.value = _roles(_blocks(obj.docstring.value), obj)
+            elif obj.is_attribute and obj.parent is not None and obj.parent.is_class:
+                comment = _field_comment(obj)
+                if comment:
+                    obj.docstring = griffe.Docstring(comment, parent=obj)
