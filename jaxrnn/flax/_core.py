@@ -1,0 +1,128 @@
+"""What the linen and nnx modules share: carries, dtypes, and one call to ``jr.rnn``.
+
+The modules are thin: they own parameters in jaxrnn's layout and hand them,
+with the inputs, to :func:`run`, a pure function that gives ``jr.rnn``
+the semantics of ``flax.linen.RNN`` (``reverse``/``keep_order``,
+``return_carry``, Flax's carry layout).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .. import _checks
+from ..cells import LSTM, Cell, LSTMState, accumulation_dtype
+from ..rnn import reverse_padded
+from ..rnn import rnn as _rnn
+
+Array = jax.Array
+
+
+def carry_to_state(cell: Cell, carry: Any, name: str = "initial_carry") -> Any:
+    """A module's carry to jaxrnn's state.
+
+    For LSTM the carry is Flax's ``(c, h)`` tuple; a jaxrnn ``LSTMState(h, c)``
+    is recognised by its type and taken as it is. Other cells' carries are
+    the array ``h`` in both libraries.
+    """
+    if isinstance(cell, LSTM):
+        if isinstance(carry, LSTMState):
+            return carry
+        if isinstance(carry, (tuple, list)) and not hasattr(carry, "_fields") and len(carry) == 2:
+            c, h = carry
+            return LSTMState(h=h, c=c)
+        raise TypeError(
+            f"{name} must be Flax's LSTM carry, the tuple (c, h), or a jaxrnn "
+            f"LSTMState(h, c), got {_checks.describe(carry)}"
+        )
+    return carry
+
+
+def state_to_carry(cell: Cell, state: Any) -> Any:
+    """jaxrnn's state to the modules' (Flax's) carry: LSTM gives ``(c, h)``."""
+    if isinstance(cell, LSTM):
+        return (state.c, state.h)
+    return state
+
+
+def compute_dtype(dtype: Any, inputs_dtype: Any, params_dtype: Any) -> Any:
+    """``dtype``, or when it is ``None`` the promotion of inputs and params (Flax's rule)."""
+    if dtype is not None:
+        return _checks.float_dtype("dtype", dtype)
+    with jax.numpy_dtype_promotion("standard"):
+        return jnp.promote_types(inputs_dtype, params_dtype)
+
+
+def _flip(ys: Array, seq_lengths: Array | None, time_major: bool) -> Array:
+    """Reverses each sequence of ``ys`` within its length (padding stays put)."""
+    if time_major:
+        T, batch, H = ys.shape[0], ys.shape[1:-1], ys.shape[-1]
+        flat = ys.reshape(T, math.prod(batch), H)
+    else:
+        T, batch, H = ys.shape[-2], ys.shape[:-2], ys.shape[-1]
+        flat = ys.reshape(math.prod(batch), T, H)
+    lengths = None if seq_lengths is None else jnp.asarray(seq_lengths).reshape(-1).astype(jnp.int32)
+    return reverse_padded(flat, lengths, 0 if time_major else 1).reshape(ys.shape)
+
+
+def run(
+    cell: Cell,
+    params: Any,
+    inputs: Array,
+    *,
+    initial_carry: Any,
+    seq_lengths: Array | None,
+    return_carry: bool,
+    time_major: bool,
+    reverse: bool,
+    keep_order: bool,
+    dtype: Any,
+    impl: str,
+    residuals: str | int,
+    bptt_clip: float | None,
+    precision: Any,
+    unroll: int | bool,
+) -> Any:
+    """``flax.linen.RNN``'s semantics over :func:`jaxrnn.rnn`.
+
+    Inputs and params are cast to the computation dtype (``dtype``, or the
+    promotion of both); an initial carry to the state dtype
+    (:func:`jaxrnn.cells.accumulation_dtype` of it). ``reverse`` without
+    ``keep_order`` returns the outputs in processing order, as Flax does.
+    """
+    _checks.array("inputs", inputs)
+    if not jnp.issubdtype(inputs.dtype, jnp.floating):
+        raise TypeError(f"inputs must have a floating dtype, got {inputs.dtype}")
+    for name, flag in (("return_carry", return_carry), ("keep_order", keep_order)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool, got {_checks.describe(flag)}")
+    dt = compute_dtype(dtype, inputs.dtype, params.w_ih.dtype)
+    params = jax.tree_util.tree_map(lambda p: jnp.asarray(p).astype(dt), params)
+    xs = jnp.asarray(inputs).astype(dt)
+    state = None
+    if initial_carry is not None:
+        state_dtype = accumulation_dtype(dt)
+        state = jax.tree_util.tree_map(
+            lambda s: jnp.asarray(s).astype(state_dtype), carry_to_state(cell, initial_carry)
+        )
+    final, ys = _rnn(
+        cell,
+        params,
+        xs,
+        state,
+        seq_lengths=seq_lengths,
+        reverse=reverse,
+        time_major=time_major,
+        impl=impl,
+        residuals=residuals,
+        bptt_clip=bptt_clip,
+        unroll=unroll,
+        precision=precision,
+    )
+    if reverse and not keep_order:
+        ys = _flip(ys, seq_lengths, time_major)
+    return (state_to_carry(cell, final), ys) if return_carry else ys

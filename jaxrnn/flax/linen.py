@@ -1,0 +1,429 @@
+"""Flax linen modules over jaxrnn's fused engine.
+
+``LSTM``, ``GRU``, ``SimpleRNN`` and ``IRNN`` are whole-sequence layers: each
+takes what ``flax.linen.RNN(cell)`` takes and returns what it returns, and
+runs :func:`jaxrnn.rnn` (the fused engine by default) inside. Their
+parameters are jaxrnn's (``w_ih``, ``w_hh``, ``b``; GRU adds ``b_hn``; see
+:mod:`jaxrnn.cells`), so ``variables["params"]`` and a params NamedTuple
+are the same numbers under two names::
+
+    params = jr.LSTMParams(**variables["params"])      # module -> functional API
+    variables = {"params": params._asdict()}            # and back
+
+Carries are Flax's: the LSTM carry is ``(c, h)``, as ``nn.LSTMCell`` keeps
+it (an ``initial_carry`` may also be a jaxrnn ``LSTMState(h, c)``, which is
+told apart by its type); the other cells carry ``h``.
+
+:class:`Stack` chains layers; ``flax.linen.Bidirectional`` works with these
+modules as it is, and :class:`Stack` converts stacks of both to and from
+the params of :func:`jaxrnn.stacked_rnn`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from .. import _checks
+from .. import cells as _cells
+from ..cells import GRU as _GRU
+from ..cells import IRNN as _IRNN
+from ..cells import LSTM as _LSTM
+from ..cells import SimpleRNN as _SimpleRNN
+from ..cells import Cell
+from ._core import run
+
+__all__ = ["LSTM", "GRU", "SimpleRNN", "IRNN", "Stack"]
+
+Array = jax.Array
+
+
+def _field_init(cell: Cell, field: str, input_size: int, dtype: Any) -> Any:
+    """An init function for one field: the cell's own initialisation, one field of it."""
+
+    def init(key: Array) -> Array:
+        return getattr(cell.init(key, input_size, dtype), field)
+
+    return init
+
+
+class _Layer(nn.Module):
+    """Attributes and ``__call__`` shared by the layer modules.
+
+    Attributes:
+      hidden_size: the number of hidden units ``H``.
+      time_major: inputs ``(time, *batch, features)`` instead of
+        ``(*batch, time, features)``.
+      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
+      reverse: process each sequence from its last valid step to its first.
+      keep_order: with ``reverse``, return the outputs in their original
+        positions (Flax's default ``False`` returns them in processing order).
+      impl, residuals, bptt_clip, precision, unroll: passed to
+        :func:`jaxrnn.rnn`.
+      dtype: the computation dtype; ``None`` promotes the inputs' and the
+        params' dtypes (Flax's rule). Inputs and params are cast to it; with
+        bfloat16/float16 the carry is float32 (jaxrnn's mixed precision).
+      param_dtype: the dtype of the parameters (float32).
+    """
+
+    hidden_size: int
+    time_major: bool = False
+    return_carry: bool = False
+    reverse: bool = False
+    keep_order: bool = False
+    impl: str = "fused"
+    residuals: str | int = "states"
+    bptt_clip: float | None = None
+    precision: Any = None
+    unroll: int | bool = 1
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+
+    @property
+    def cell(self) -> Cell:
+        """The jaxrnn cell this module runs (its config, no parameters)."""
+        raise NotImplementedError
+
+    @nn.compact
+    def __call__(
+        self,
+        inputs: Array,
+        *,
+        initial_carry: Any = None,
+        init_key: Any = None,
+        seq_lengths: Array | None = None,
+        return_carry: bool | None = None,
+        time_major: bool | None = None,
+        reverse: bool | None = None,
+        keep_order: bool | None = None,
+    ) -> Any:
+        """Runs the layer over a sequence, as ``flax.linen.RNN`` does.
+
+        Args:
+          inputs: ``(*batch, time, features)`` (``(time, *batch, features)``
+            when time-major).
+          initial_carry: Flax's carry (LSTM: ``(c, h)`` or an
+            ``LSTMState``); ``None`` means zeros.
+          init_key: accepted for ``nn.RNN`` compatibility; unused (the
+            default carry is zeros).
+          seq_lengths: ``(*batch,)`` integer lengths. Unlike ``nn.RNN``,
+            outputs at padding steps are zeros (``nn.RNN`` runs the cell
+            over the padding); valid outputs and the final carry are the same.
+          return_carry, time_major, reverse, keep_order: override the
+            attributes of the same names.
+
+        Returns:
+          ``outputs`` ``(*batch, time, hidden_size)`` in the computation
+          dtype, or ``(carry, outputs)`` with ``return_carry``.
+        """
+        cell = self.cell
+        _checks.array("inputs", inputs)
+        if inputs.ndim < 2:
+            raise ValueError(
+                "inputs must have shape (*batch, time, features) with at least 2 "
+                f"dims, got shape {tuple(inputs.shape)}"
+            )
+        del init_key
+        param_dtype = _checks.float_dtype("param_dtype", self.param_dtype)
+        input_size = inputs.shape[-1]
+        params = cell.params_type(
+            **{
+                f: self.param(f, _field_init(cell, f, input_size, param_dtype))
+                for f in cell.params_type._fields
+            }
+        )
+        pick = lambda value, default: default if value is None else value  # noqa: E731
+        return run(
+            cell,
+            params,
+            inputs,
+            initial_carry=initial_carry,
+            seq_lengths=seq_lengths,
+            return_carry=pick(return_carry, self.return_carry),
+            time_major=pick(time_major, self.time_major),
+            reverse=pick(reverse, self.reverse),
+            keep_order=pick(keep_order, self.keep_order),
+            dtype=self.dtype,
+            impl=self.impl,
+            residuals=self.residuals,
+            bptt_clip=self.bptt_clip,
+            precision=self.precision,
+            unroll=self.unroll,
+        )
+
+
+class LSTM(_Layer):
+    """A whole-sequence LSTM layer (:class:`jaxrnn.LSTM` on the fused engine).
+
+    Params: ``w_ih (I, 4H)``, ``w_hh (H, 4H)``, ``b (4H,)``, gates i, f, g, o.
+    Carry: ``(c, h)``, Flax's. Computes what
+    ``nn.RNN(nn.LSTMCell(hidden_size))`` computes once its parameters are
+    converted (:func:`jaxrnn.interop.from_flax_params`).
+
+    Attributes:
+      forget_bias, w_ih_init, w_hh_init, b_init: as for :class:`jaxrnn.LSTM`.
+      The others: see ``_Layer`` (hidden_size, time_major, return_carry,
+      reverse, keep_order, impl, residuals, bptt_clip, precision, unroll,
+      dtype, param_dtype).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn as jr
+      >>> layer = jr.flax.LSTM(8, return_carry=True)
+      >>> xs = jnp.ones((2, 5, 3))
+      >>> variables = layer.init(jax.random.PRNGKey(0), xs)
+      >>> (c, h), ys = layer.apply(variables, xs)
+      >>> params = jr.LSTMParams(**variables["params"])
+      >>> final, ys2 = jr.rnn(layer.cell, params, xs)
+      >>> bool(jnp.all(ys == ys2)), bool(jnp.all(h == final.h))
+      (True, True)
+    """
+
+    forget_bias: float = 1.0
+    w_ih_init: Any = _cells._GLOROT
+    w_hh_init: Any = _cells._ORTHOGONAL
+    b_init: Any = _cells._ZEROS
+
+    @property
+    def cell(self) -> _LSTM:
+        return _LSTM(
+            self.hidden_size,
+            self.forget_bias,
+            w_ih_init=self.w_ih_init,
+            w_hh_init=self.w_hh_init,
+            b_init=self.b_init,
+        )
+
+
+class GRU(_Layer):
+    """A whole-sequence GRU layer (:class:`jaxrnn.GRU` on the fused engine).
+
+    Params: ``w_ih (I, 3H)``, ``w_hh (H, 3H)``, ``b (3H,)``, ``b_hn (H,)``,
+    gates r, z, n. Carry: ``h``. With ``reset_after=True`` (the default) it
+    computes what ``nn.RNN(nn.GRUCell(hidden_size))`` computes.
+
+    Attributes:
+      reset_after, w_ih_init, w_hh_init, b_init: as for :class:`jaxrnn.GRU`.
+      The others: as for :class:`LSTM`.
+    """
+
+    reset_after: bool = True
+    w_ih_init: Any = _cells._GLOROT
+    w_hh_init: Any = _cells._ORTHOGONAL
+    b_init: Any = _cells._ZEROS
+
+    @property
+    def cell(self) -> _GRU:
+        return _GRU(
+            self.hidden_size,
+            self.reset_after,
+            w_ih_init=self.w_ih_init,
+            w_hh_init=self.w_hh_init,
+            b_init=self.b_init,
+        )
+
+
+class SimpleRNN(_Layer):
+    """A whole-sequence Elman layer (:class:`jaxrnn.SimpleRNN` on the fused engine).
+
+    Params: ``w_ih (I, H)``, ``w_hh (H, H)``, ``b (H,)``. Carry: ``h``. It
+    computes what ``nn.RNN(nn.SimpleCell(hidden_size, activation_fn=...))``
+    computes.
+
+    Attributes:
+      activation, w_ih_init, w_hh_init, b_init: as for
+      :class:`jaxrnn.SimpleRNN`. The others: as for :class:`LSTM`.
+    """
+
+    activation: Any = "tanh"
+    w_ih_init: Any = _cells._GLOROT
+    w_hh_init: Any = _cells._ORTHOGONAL
+    b_init: Any = _cells._ZEROS
+
+    @property
+    def cell(self) -> _SimpleRNN:
+        return _SimpleRNN(
+            self.hidden_size,
+            self.activation,
+            w_ih_init=self.w_ih_init,
+            w_hh_init=self.w_hh_init,
+            b_init=self.b_init,
+        )
+
+
+class IRNN(_Layer):
+    """A whole-sequence IRNN layer (:class:`jaxrnn.IRNN`: ReLU, ``W_hh = scale·I`` at init).
+
+    Params and carry as for :class:`SimpleRNN`.
+
+    Attributes:
+      scale, w_ih_init, b_init: as for :class:`jaxrnn.IRNN`. The others: as
+      for :class:`LSTM`.
+    """
+
+    scale: float = 1.0
+    w_ih_init: Any = _cells._IRNN_INPUT
+    b_init: Any = _cells._ZEROS
+
+    @property
+    def cell(self) -> _IRNN:
+        return _IRNN(self.hidden_size, self.scale, w_ih_init=self.w_ih_init, b_init=self.b_init)
+
+
+# --------------------------------------------------------------------------
+# stacks
+
+
+def _bidirectional_parts(layer: Any) -> tuple[Any, Any] | None:
+    fw, bw = getattr(layer, "forward_rnn", None), getattr(layer, "backward_rnn", None)
+    return None if fw is None else (fw, bw)
+
+
+def layer_cells(layer: Any, name: str) -> Any:
+    """A layer module's jaxrnn cell, or the pair of a bidirectional layer's."""
+    parts = _bidirectional_parts(layer)
+    mods = parts if parts is not None else (layer,)
+    cells = []
+    for m in mods:
+        if not isinstance(getattr(m, "cell", None), Cell):
+            raise TypeError(
+                f"{name} must be a jaxrnn.flax layer (LSTM, GRU, SimpleRNN, IRNN) or "
+                f"a Bidirectional of two, got {type(m).__name__}"
+            )
+        cells.append(m.cell)
+    return tuple(cells) if parts is not None else cells[0]
+
+
+class Stack(nn.Module):
+    """Layers run one after another, each feeding its outputs to the next.
+
+    Any module with ``flax.linen.RNN``'s call signature is a layer: the
+    modules of this package, ``nn.RNN``, ``nn.Bidirectional``. With this
+    package's layers and ``nn.Bidirectional`` pairs of them (concatenating,
+    the default merge) it computes what :func:`jaxrnn.stacked_rnn` computes;
+    :meth:`cells`, :meth:`to_jaxrnn` and :meth:`from_jaxrnn` move between
+    the two.
+
+    Attributes:
+      layers: the layer modules, bottom first (their params are
+        ``layers_0``, ``layers_1``, ...).
+      time_major: as for the layers; passed to each.
+      return_carry: return ``(carries, outputs)``, a tuple of each layer's
+        final carry and the top layer's outputs.
+    """
+
+    layers: Sequence[nn.Module]
+    time_major: bool = False
+    return_carry: bool = False
+
+    def __call__(
+        self,
+        inputs: Array,
+        *,
+        initial_carry: Sequence[Any] | None = None,
+        init_key: Any = None,
+        seq_lengths: Array | None = None,
+        return_carry: bool | None = None,
+        time_major: bool | None = None,
+        reverse: bool | None = None,
+        keep_order: bool | None = None,
+    ) -> Any:
+        """Runs the stack.
+
+        Args:
+          inputs: inputs of the bottom layer.
+          initial_carry: one carry per layer (``None`` for zeros everywhere).
+          init_key, reverse, keep_order: accepted for ``nn.RNN``
+            compatibility; ``reverse``/``keep_order`` must be left unset
+            (make the layers reversed instead).
+          seq_lengths: passed to every layer.
+          return_carry, time_major: override the attributes.
+
+        Returns:
+          The top layer's outputs, or ``(carries, outputs)``.
+        """
+        del init_key
+        if reverse or keep_order:
+            raise ValueError(
+                "Stack takes no reverse/keep_order: reverse its layers instead "
+                f"(got reverse={reverse!r}, keep_order={keep_order!r})"
+            )
+        n = len(self.layers)
+        if initial_carry is None:
+            initial_carry = (None,) * n
+        elif not isinstance(initial_carry, (tuple, list)) or len(initial_carry) != n:
+            raise ValueError(
+                f"initial_carry must hold one carry per layer ({n}), got "
+                f"{_checks.describe(initial_carry)}"
+            )
+        time_major = self.time_major if time_major is None else time_major
+        carries = []
+        ys = inputs
+        for layer, carry in zip(self.layers, initial_carry):
+            carry, ys = layer(
+                ys,
+                initial_carry=carry,
+                seq_lengths=seq_lengths,
+                return_carry=True,
+                time_major=time_major,
+            )
+            carries.append(carry)
+        return_carry = self.return_carry if return_carry is None else return_carry
+        return (tuple(carries), ys) if return_carry else ys
+
+    def cells(self) -> tuple[Any, ...]:
+        """The layers as :func:`jaxrnn.stacked_rnn` takes them: cells and pairs."""
+        return tuple(layer_cells(m, f"layers[{i}]") for i, m in enumerate(self.layers))
+
+    def to_jaxrnn(self, variables: Any) -> tuple[Any, ...]:
+        """This stack's variables as :func:`jaxrnn.stacked_rnn`'s params.
+
+        Args:
+          variables: ``{"params": {...}}`` from ``init``, or its ``params``.
+
+        Returns:
+          A tuple with one params NamedTuple (or ``(forward, backward)``
+          pair) per layer.
+        """
+        tree = variables["params"] if "params" in variables else variables
+        out = []
+        for i, cells in enumerate(self.cells()):
+            sub = tree[f"layers_{i}"]
+            if isinstance(cells, tuple):
+                out.append(
+                    (
+                        cells[0].params_type(**sub["forward_rnn"]),
+                        cells[1].params_type(**sub["backward_rnn"]),
+                    )
+                )
+            else:
+                out.append(cells.params_type(**sub))
+        return tuple(out)
+
+    def from_jaxrnn(self, params: Sequence[Any]) -> dict[str, Any]:
+        """:func:`jaxrnn.stacked_rnn`'s params as this stack's variables.
+
+        Args:
+          params: one params NamedTuple or ``(forward, backward)`` pair per layer.
+
+        Returns:
+          ``{"params": {"layers_0": ..., ...}}``, ready for ``apply``.
+        """
+        cells = self.cells()
+        if not isinstance(params, (tuple, list)) or len(params) != len(cells):
+            raise ValueError(
+                f"params must hold one item per layer ({len(cells)}), got "
+                f"{_checks.describe(params)}"
+            )
+        tree = {}
+        for i, (c, p) in enumerate(zip(cells, params)):
+            if isinstance(c, tuple):
+                tree[f"layers_{i}"] = {
+                    "forward_rnn": dict(p[0]._asdict()),
+                    "backward_rnn": dict(p[1]._asdict()),
+                }
+            else:
+                tree[f"layers_{i}"] = dict(p._asdict())
+        return {"params": tree}

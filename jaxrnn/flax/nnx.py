@@ -1,0 +1,399 @@
+"""Flax nnx modules over jaxrnn's fused engine.
+
+The ``flax.nnx`` twins of :mod:`jaxrnn.flax.linen`: ``LSTM``, ``GRU``,
+``SimpleRNN`` and ``IRNN`` take what ``flax.nnx.RNN(cell)`` takes and
+return what it returns, and run :func:`jaxrnn.rnn` inside. Each keeps
+``nnx.Param`` attributes named after jaxrnn's params fields (``w_ih``,
+``w_hh``, ``b``; GRU adds ``b_hn``); :meth:`get_params` returns them as the
+cell's params NamedTuple and :meth:`set_params` loads one. Carries are
+Flax's (LSTM: ``(c, h)``). ``flax.nnx.Bidirectional`` works with these
+modules as it is, and :class:`Stack` chains layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx as _nnx
+
+from .. import _checks
+from .. import cells as _cells
+from ..cells import GRU as _GRU
+from ..cells import IRNN as _IRNN
+from ..cells import LSTM as _LSTM
+from ..cells import SimpleRNN as _SimpleRNN
+from ..cells import Cell
+from ._core import run
+from .linen import layer_cells
+
+__all__ = ["LSTM", "GRU", "SimpleRNN", "IRNN", "Stack"]
+
+Array = jax.Array
+
+
+class _Layer(_nnx.Module):
+    """State and ``__call__`` shared by the layer modules."""
+
+    def __init__(
+        self,
+        cell: Cell,
+        in_features: int,
+        *,
+        time_major: bool,
+        return_carry: bool,
+        reverse: bool,
+        keep_order: bool,
+        impl: str,
+        residuals: str | int,
+        bptt_clip: float | None,
+        precision: Any,
+        unroll: int | bool,
+        dtype: Any,
+        param_dtype: Any,
+        rngs: _nnx.Rngs,
+    ) -> None:
+        if not isinstance(rngs, _nnx.Rngs):
+            raise TypeError(f"rngs must be an nnx.Rngs, got {_checks.describe(rngs)}")
+        self.cell = cell
+        self.time_major = time_major
+        self.return_carry = return_carry
+        self.reverse = reverse
+        self.keep_order = keep_order
+        self.impl = impl
+        self.residuals = residuals
+        self.bptt_clip = bptt_clip
+        self.precision = precision
+        self.unroll = unroll
+        self.dtype = dtype
+        self.param_dtype = _checks.float_dtype("param_dtype", param_dtype)
+        params = cell.init(rngs.params(), in_features, self.param_dtype)
+        for field, value in zip(params._fields, params):
+            setattr(self, field, _nnx.Param(value))
+
+    def get_params(self) -> Any:
+        """The parameters as the cell's params NamedTuple (for :func:`jaxrnn.rnn`)."""
+        fields = self.cell.params_type._fields
+        return self.cell.params_type(**{f: getattr(self, f)[...] for f in fields})
+
+    def set_params(self, params: Any) -> None:
+        """Loads a params NamedTuple of this cell (shapes and dtype checked)."""
+        self.cell.check_params(params)
+        for field in self.cell.params_type._fields:
+            current = getattr(self, field)[...]
+            new = getattr(params, field)
+            if new.shape != current.shape or new.dtype != current.dtype:
+                raise ValueError(
+                    f"params.{field} must have shape {current.shape} and dtype "
+                    f"{current.dtype} (this module's), got shape {new.shape} and "
+                    f"dtype {new.dtype}"
+                )
+            getattr(self, field)[...] = new
+
+    def __call__(
+        self,
+        inputs: Array,
+        *,
+        initial_carry: Any = None,
+        rngs: Any = None,
+        seq_lengths: Array | None = None,
+        return_carry: bool | None = None,
+        time_major: bool | None = None,
+        reverse: bool | None = None,
+        keep_order: bool | None = None,
+    ) -> Any:
+        """Runs the layer over a sequence, as ``flax.nnx.RNN`` does.
+
+        Args:
+          inputs: ``(*batch, time, features)`` (``(time, *batch, features)``
+            when time-major).
+          initial_carry: Flax's carry (LSTM: ``(c, h)`` or an
+            ``LSTMState``); ``None`` means zeros.
+          rngs: accepted for ``nnx.RNN`` compatibility; unused.
+          seq_lengths: ``(*batch,)`` integer lengths; outputs at padding
+            steps are zeros (``nnx.RNN`` runs the cell over the padding).
+          return_carry, time_major, reverse, keep_order: override the
+            constructor's settings.
+
+        Returns:
+          ``outputs``, or ``(carry, outputs)`` with ``return_carry``.
+        """
+        del rngs
+        pick = lambda value, default: default if value is None else value  # noqa: E731
+        return run(
+            self.cell,
+            self.get_params(),
+            inputs,
+            initial_carry=initial_carry,
+            seq_lengths=seq_lengths,
+            return_carry=pick(return_carry, self.return_carry),
+            time_major=pick(time_major, self.time_major),
+            reverse=pick(reverse, self.reverse),
+            keep_order=pick(keep_order, self.keep_order),
+            dtype=self.dtype,
+            impl=self.impl,
+            residuals=self.residuals,
+            bptt_clip=self.bptt_clip,
+            precision=self.precision,
+            unroll=self.unroll,
+        )
+
+
+_COMMON_DOC = """
+    Args:
+      in_features: the number of input features ``I``.
+      hidden_size: the number of hidden units ``H``.
+      {cell_args}
+      time_major: inputs ``(time, *batch, features)``.
+      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
+      reverse: process each sequence from its last valid step to its first.
+      keep_order: with ``reverse``, return outputs in their original positions.
+      impl, residuals, bptt_clip, precision, unroll: passed to :func:`jaxrnn.rnn`.
+      dtype: the computation dtype; ``None`` promotes inputs' and params' dtypes.
+      param_dtype: the dtype of the parameters (float32).
+      rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
+"""
+
+
+
+
+class LSTM(_Layer):
+    __doc__ = (
+        "A whole-sequence LSTM layer (:class:`jaxrnn.LSTM`); carry ``(c, h)``.\n"
+        + _COMMON_DOC.format(
+            cell_args="forget_bias, w_ih_init, w_hh_init, b_init: as for :class:`jaxrnn.LSTM`."
+        )
+    )
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_size: int,
+        *,
+        forget_bias: float = 1.0,
+        w_ih_init: Any = _cells._GLOROT,
+        w_hh_init: Any = _cells._ORTHOGONAL,
+        b_init: Any = _cells._ZEROS,
+        time_major: bool = False,
+        return_carry: bool = False,
+        reverse: bool = False,
+        keep_order: bool = False,
+        impl: str = "fused",
+        residuals: str | int = "states",
+        bptt_clip: float | None = None,
+        precision: Any = None,
+        unroll: int | bool = 1,
+        dtype: Any = None,
+        param_dtype: Any = jnp.float32,
+        rngs: _nnx.Rngs,
+    ) -> None:
+        cell = _LSTM(hidden_size, forget_bias, w_ih_init=w_ih_init, w_hh_init=w_hh_init, b_init=b_init)
+        super().__init__(
+            cell, in_features, time_major=time_major, return_carry=return_carry,
+            reverse=reverse, keep_order=keep_order, impl=impl, residuals=residuals,
+            bptt_clip=bptt_clip, precision=precision, unroll=unroll, dtype=dtype,
+            param_dtype=param_dtype, rngs=rngs,
+        )
+
+
+class GRU(_Layer):
+    __doc__ = (
+        "A whole-sequence GRU layer (:class:`jaxrnn.GRU`); carry ``h``.\n"
+        + _COMMON_DOC.format(
+            cell_args="reset_after, w_ih_init, w_hh_init, b_init: as for :class:`jaxrnn.GRU`."
+        )
+    )
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_size: int,
+        *,
+        reset_after: bool = True,
+        w_ih_init: Any = _cells._GLOROT,
+        w_hh_init: Any = _cells._ORTHOGONAL,
+        b_init: Any = _cells._ZEROS,
+        time_major: bool = False,
+        return_carry: bool = False,
+        reverse: bool = False,
+        keep_order: bool = False,
+        impl: str = "fused",
+        residuals: str | int = "states",
+        bptt_clip: float | None = None,
+        precision: Any = None,
+        unroll: int | bool = 1,
+        dtype: Any = None,
+        param_dtype: Any = jnp.float32,
+        rngs: _nnx.Rngs,
+    ) -> None:
+        cell = _GRU(hidden_size, reset_after, w_ih_init=w_ih_init, w_hh_init=w_hh_init, b_init=b_init)
+        super().__init__(
+            cell, in_features, time_major=time_major, return_carry=return_carry,
+            reverse=reverse, keep_order=keep_order, impl=impl, residuals=residuals,
+            bptt_clip=bptt_clip, precision=precision, unroll=unroll, dtype=dtype,
+            param_dtype=param_dtype, rngs=rngs,
+        )
+
+
+class SimpleRNN(_Layer):
+    __doc__ = (
+        "A whole-sequence Elman layer (:class:`jaxrnn.SimpleRNN`); carry ``h``.\n"
+        + _COMMON_DOC.format(
+            cell_args="activation, w_ih_init, w_hh_init, b_init: as for :class:`jaxrnn.SimpleRNN`."
+        )
+    )
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_size: int,
+        *,
+        activation: Any = "tanh",
+        w_ih_init: Any = _cells._GLOROT,
+        w_hh_init: Any = _cells._ORTHOGONAL,
+        b_init: Any = _cells._ZEROS,
+        time_major: bool = False,
+        return_carry: bool = False,
+        reverse: bool = False,
+        keep_order: bool = False,
+        impl: str = "fused",
+        residuals: str | int = "states",
+        bptt_clip: float | None = None,
+        precision: Any = None,
+        unroll: int | bool = 1,
+        dtype: Any = None,
+        param_dtype: Any = jnp.float32,
+        rngs: _nnx.Rngs,
+    ) -> None:
+        cell = _SimpleRNN(hidden_size, activation, w_ih_init=w_ih_init, w_hh_init=w_hh_init, b_init=b_init)
+        super().__init__(
+            cell, in_features, time_major=time_major, return_carry=return_carry,
+            reverse=reverse, keep_order=keep_order, impl=impl, residuals=residuals,
+            bptt_clip=bptt_clip, precision=precision, unroll=unroll, dtype=dtype,
+            param_dtype=param_dtype, rngs=rngs,
+        )
+
+
+class IRNN(_Layer):
+    __doc__ = (
+        "A whole-sequence IRNN layer (:class:`jaxrnn.IRNN`); carry ``h``.\n"
+        + _COMMON_DOC.format(cell_args="scale, w_ih_init, b_init: as for :class:`jaxrnn.IRNN`.")
+    )
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_size: int,
+        *,
+        scale: float = 1.0,
+        w_ih_init: Any = _cells._IRNN_INPUT,
+        b_init: Any = _cells._ZEROS,
+        time_major: bool = False,
+        return_carry: bool = False,
+        reverse: bool = False,
+        keep_order: bool = False,
+        impl: str = "fused",
+        residuals: str | int = "states",
+        bptt_clip: float | None = None,
+        precision: Any = None,
+        unroll: int | bool = 1,
+        dtype: Any = None,
+        param_dtype: Any = jnp.float32,
+        rngs: _nnx.Rngs,
+    ) -> None:
+        cell = _IRNN(hidden_size, scale, w_ih_init=w_ih_init, b_init=b_init)
+        super().__init__(
+            cell, in_features, time_major=time_major, return_carry=return_carry,
+            reverse=reverse, keep_order=keep_order, impl=impl, residuals=residuals,
+            bptt_clip=bptt_clip, precision=precision, unroll=unroll, dtype=dtype,
+            param_dtype=param_dtype, rngs=rngs,
+        )
+
+
+class Stack(_nnx.Module):
+    """Layers run one after another, each feeding its outputs to the next.
+
+    The nnx twin of :class:`jaxrnn.flax.linen.Stack`: layers are this
+    module's layers, ``nnx.RNN``s or ``nnx.Bidirectional``s. With this
+    package's layers and ``nnx.Bidirectional`` pairs of them (concatenating)
+    it computes what :func:`jaxrnn.stacked_rnn` computes.
+
+    Args:
+      layers: the layer modules, bottom first.
+      time_major: passed to each layer.
+      return_carry: return ``(carries, outputs)``.
+    """
+
+    def __init__(
+        self, layers: Sequence[_nnx.Module], *, time_major: bool = False, return_carry: bool = False
+    ) -> None:
+        if not isinstance(layers, (tuple, list)) or not layers:
+            raise TypeError(
+                f"layers must be a non-empty sequence of modules, got {_checks.describe(layers)}"
+            )
+        self.layers = _nnx.List(list(layers))
+        self.time_major = time_major
+        self.return_carry = return_carry
+
+    def __call__(
+        self,
+        inputs: Array,
+        *,
+        initial_carry: Sequence[Any] | None = None,
+        rngs: Any = None,
+        seq_lengths: Array | None = None,
+        return_carry: bool | None = None,
+        time_major: bool | None = None,
+    ) -> Any:
+        """Runs the stack; arguments as for :meth:`jaxrnn.flax.linen.Stack.__call__`."""
+        n = len(self.layers)
+        if initial_carry is None:
+            initial_carry = (None,) * n
+        elif not isinstance(initial_carry, (tuple, list)) or len(initial_carry) != n:
+            raise ValueError(
+                f"initial_carry must hold one carry per layer ({n}), got "
+                f"{_checks.describe(initial_carry)}"
+            )
+        time_major = self.time_major if time_major is None else time_major
+        carries = []
+        ys = inputs
+        for layer, carry in zip(self.layers, initial_carry):
+            kw = {} if rngs is None else {"rngs": rngs}
+            carry, ys = layer(
+                ys, initial_carry=carry, seq_lengths=seq_lengths, return_carry=True,
+                time_major=time_major, **kw,
+            )
+            carries.append(carry)
+        return_carry = self.return_carry if return_carry is None else return_carry
+        return (tuple(carries), ys) if return_carry else ys
+
+    def cells(self) -> tuple[Any, ...]:
+        """The layers as :func:`jaxrnn.stacked_rnn` takes them: cells and pairs."""
+        return tuple(layer_cells(m, f"layers[{i}]") for i, m in enumerate(self.layers))
+
+    def get_params(self) -> tuple[Any, ...]:
+        """The parameters as :func:`jaxrnn.stacked_rnn`'s params."""
+        self.cells()  # checks the layers
+        out = []
+        for m in self.layers:
+            if hasattr(m, "forward_rnn"):
+                out.append((m.forward_rnn.get_params(), m.backward_rnn.get_params()))
+            else:
+                out.append(m.get_params())
+        return tuple(out)
+
+    def set_params(self, params: Sequence[Any]) -> None:
+        """Loads :func:`jaxrnn.stacked_rnn`'s params (one item per layer)."""
+        self.cells()
+        if not isinstance(params, (tuple, list)) or len(params) != len(self.layers):
+            raise ValueError(
+                f"params must hold one item per layer ({len(self.layers)}), got "
+                f"{_checks.describe(params)}"
+            )
+        for m, p in zip(self.layers, params):
+            if hasattr(m, "forward_rnn"):
+                m.forward_rnn.set_params(p[0])
+                m.backward_rnn.set_params(p[1])
+            else:
+                m.set_params(p)
