@@ -1,0 +1,124 @@
+"""The benchmark suite (benchmarks/bptt.py) keeps working: a tiny in-process run.
+
+benchmarks/ is not a package and not collected by pytest, so the script is
+imported from its path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrnn as jr
+
+BPTT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bptt.py"
+
+
+@pytest.fixture(scope="module")
+def bptt():
+    spec = importlib.util.spec_from_file_location("bptt_bench", BPTT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+TINY = ["--cells", "lstm", "--T", "8", "--sizes", "2x4", "--repeats", "1", "--peak-size", "64"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(bptt, tmp_path_factory):
+    """One run of main(): the fused engine and a Flax nn.RNN made wrong on purpose
+    (its outputs scaled by 1.01), which the check must catch."""
+    out = tmp_path_factory.mktemp("bench")
+    right = bptt._flax_apply
+
+    def wrong(cell, dtype):
+        apply = right(cell, dtype)
+
+        def perturbed(variables, xs):
+            final, ys = apply(variables, xs)
+            return final, ys * jnp.asarray(1.01, ys.dtype)
+
+        return perturbed
+
+    bptt._flax_apply = wrong
+    try:
+        code = bptt.main([*TINY, "--impls", "fused-states,flax,cudnn", "--out", str(out)])
+    finally:
+        bptt._flax_apply = right
+    return code, out, json.loads((out / "results.json").read_text())
+
+
+def test_outputs_hold_finite_numbers(tiny_run):
+    _, out, result = tiny_run
+    for name in ("results.md", "time_per_step.png", "memory.png"):
+        assert (out / name).stat().st_size > 0, name
+    meta = result["meta"]
+    assert meta["command"].startswith("python benchmarks/bptt.py --cells lstm")
+    assert {"jax", "flax", "jaxrnn"} <= set(meta["versions"])
+    assert math.isfinite(meta["gemm_peak"]["gflops"]) and meta["gemm_peak"]["gflops"] > 0
+    (row,) = [r for r in result["rows"] if r["impl"] == "fused-states"]
+    assert row["status"] == "ok"
+    assert row["check"]["max_rel_err"] <= row["check"]["tolerance"]
+    for which in ("fwd", "fwdbwd"):
+        stats = row[which]
+        for key in ("seconds", "us_per_step", "tokens_per_s", "gflops", "peak_share"):
+            assert math.isfinite(stats[key]) and stats[key] > 0, (which, key)
+        assert stats["temp_bytes"] >= 0
+    md = (out / "results.md").read_text()
+    assert "| lstm | 8 | 2 | 4 | fused-states |" in md
+
+
+def test_a_wrong_implementation_is_caught_and_not_timed(tiny_run):
+    code, out, result = tiny_run
+    (row,) = [r for r in result["rows"] if r["impl"] == "flax"]
+    assert row["status"] == "check failed"
+    assert "outputs" in row["reason"] and row["check"]["max_rel_err"] > row["check"]["tolerance"]
+    assert row["fwd"] is None and row["fwdbwd"] is None
+    assert code == 1
+    assert "check failed" in (out / "results.md").read_text()
+
+
+def test_skips_say_why(tiny_run, bptt):
+    _, _, result = tiny_run
+    (row,) = [r for r in result["rows"] if r["impl"] == "cudnn"]
+    if jax.default_backend() == "cpu":
+        assert row["status"] == "skipped" and "GPU" in row["reason"]
+    plan = bptt.plan("scan", bptt.Case("lstm", 10000, 64, 512), "fp32", "cpu", full=False)
+    assert plan.mode == "memory" and "memory only" in plan.reason
+    plan = bptt.plan("fused-ckpt", bptt.Case("lstm", 100000, 8, 128), "fp32", "cpu", full=False)
+    assert plan.mode == "time" and plan.passes == ("fwdbwd",)
+
+
+def test_cudnn_packing_matches_jaxrnn(bptt):
+    """The weights the GPU-only cuDNN path gets, run through jax.experimental.rnn's
+    reference (same packed layout, runs anywhere), give jaxrnn's LSTM."""
+    from jax.experimental import rnn as jrnn
+
+    I, H, B, T = 3, 4, 2, 5
+    cell = jr.LSTM(H)
+    params = cell.init(jax.random.PRNGKey(0), I)
+    params = params._replace(b=jax.random.normal(jax.random.PRNGKey(2), params.b.shape))
+    xs = jax.random.normal(jax.random.PRNGKey(1), (B, T, I))
+    flat = bptt.cudnn_pack(params)
+    assert flat.shape == (jrnn.get_num_params_in_lstm(I, H, 1, False),)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, bptt.cudnn_unpack(flat, I, H), params)
+
+    def lstm_ref(x, h0, c0, weights, lengths, *, input_size, hidden_size, num_layers, dropout, bidirectional):
+        W_ih, W_hh, b_ih, b_hh = jrnn.unpack_lstm_weights(weights, input_size, hidden_size, num_layers, bidirectional)
+        return jrnn.lstm_ref(x, h0, c0, W_ih, W_hh, b_ih, b_hh, lengths, input_size, hidden_size, num_layers, dropout, bidirectional)
+
+    final, ys = bptt.cudnn_apply(I, H, lstm=lstm_ref)(flat, xs)
+    want_final, want_ys = jr.rnn(cell, params, xs, impl="scan")
+    np.testing.assert_allclose(ys, want_ys, rtol=1e-5, atol=1e-6)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), final, want_final)
