@@ -7,8 +7,10 @@ and training steps (:mod:`jaxrnn.training`).
 """
 
 from . import clipping as clipping
+from . import diagnostics as diagnostics
 from . import initializers as initializers
 from . import interop as interop
+from . import tasks as tasks
 from . import training as training
 from .cells import GRU as GRU
 from .cells import IRNN as IRNN
@@ -41,8 +43,10 @@ __all__ = [
     "stacked_rnn",
     "init_stacked",
     "clipping",
+    "diagnostics",
     "initializers",
     "interop",
+    "tasks",
     "training",
 ]
 

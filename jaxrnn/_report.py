@@ -1,0 +1,162 @@
+"""Figures of the command line: learning curves, gradient flow, spectra (private).
+
+matplotlib is imported inside the functions (with the Agg backend), so the
+package imports without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colors(n: int) -> list:
+    plt = _plt()
+    cmap = plt.get_cmap("tab10")
+    return [cmap(i % 10) for i in range(n)]
+
+
+def _smooth_max(x: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Block maxima of ``x`` (steps) over windows of ``width``: (step, max)."""
+    n = len(x) // width
+    if n == 0:
+        return np.arange(1, len(x) + 1), x
+    blocks = x[: n * width].reshape(n, width)
+    with np.errstate(invalid="ignore"):
+        m = np.where(np.isfinite(blocks), blocks, np.inf).max(axis=1)
+    return (np.arange(n) + 1) * width, m
+
+
+def _gradflow_axes(ax, runs: Sequence[dict], key: str, title: str) -> None:
+    for run, color in zip(runs, _colors(len(runs))):
+        norms = np.asarray(run[key], dtype=np.float64)
+        distance = np.arange(len(norms))[::-1]  # entry t is T-1-t steps from the loss
+        ok = np.isfinite(norms) & (norms > 0)
+        ax.semilogy(distance[ok], norms[ok], color=color, label=run["label"])
+    ax.set_xlabel("distance from the loss, T - t (steps)")
+    ax.set_ylabel("||dL/dh_t||  (mean over a batch)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+
+
+def _spectrum_axes(ax, runs: Sequence[dict], key: str, title: str) -> None:
+    for run, color in zip(runs, _colors(len(runs))):
+        spec = run[key]
+        logsv = np.asarray(spec["log_sv_top"], dtype=np.float64)  # (T,)
+        t = np.arange(1, len(logsv) + 1)
+        label = f"{run['label']}: {spec['verdict']} ({spec['rate']:+.3f}/step)"
+        ax.plot(t, logsv / np.log(10.0), color=color, label=label)
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xlabel("t (steps)")
+    ax.set_ylabel("log10 of the largest singular value of dh_t/dh_0")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+
+
+def demo_report(path: Path, runs: Sequence[dict], baseline: float, title: str) -> None:
+    """The demo's ``report.png``: six panels, one line per run.
+
+    Each run is a dict with ``label``, ``eval_step``, ``test_loss``,
+    ``grad_norm`` (per step), ``gradflow_init``/``gradflow_trained`` (norms
+    per step of the sequence) and ``spectrum_init``/``spectrum_trained``
+    (``log_sv_top``, ``rate``, ``verdict``).
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(3, 2, figsize=(13, 14))
+    colors = _colors(len(runs))
+
+    ax = axes[0, 0]
+    for run, color in zip(runs, colors):
+        loss = np.asarray(run["test_loss"], dtype=np.float64)
+        steps = np.asarray(run["eval_step"])
+        ok = np.isfinite(loss)
+        ax.semilogy(steps[ok], loss[ok], color=color, label=run["label"], marker=".", ms=3)
+        if not ok.all():
+            first = steps[~ok][0]
+            ax.axvline(first, color=color, ls=":", lw=1)
+            ax.annotate("diverged (NaN)", (first, baseline), color=color, fontsize=8, rotation=90,
+                        va="bottom", ha="right")
+    ax.axhline(baseline, color="black", ls="--", lw=1, label=f"baseline {baseline:.3f} (predict the mean)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("test MSE")
+    ax.set_title("(a) learning curves: below the dashed line = uses memory")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+
+    ax = axes[0, 1]
+    for run, color in zip(runs, colors):
+        gn = np.asarray(run["grad_norm"], dtype=np.float64)
+        steps, m = _smooth_max(gn, max(1, len(gn) // 50))
+        ok = np.isfinite(m)
+        ax.semilogy(steps[ok], m[ok], color=color, label=run["label"])
+        if not ok.all():
+            ax.plot(steps[~ok][:1], [np.nanmax(m[ok]) if ok.any() else 1.0], "x", color=color, ms=10)
+        if run.get("clip") is not None:
+            ax.axhline(run["clip"], color=color, ls=":", lw=1)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("gradient norm before clipping (max per window)")
+    ax.set_title("(b) gradient norm during training (x: became inf/NaN; dotted: clip threshold)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+
+    _gradflow_axes(axes[1, 0], runs, "gradflow_init", "(c) gradient vs distance, at initialisation")
+    _gradflow_axes(axes[1, 1], runs, "gradflow_trained", "(d) gradient vs distance, after training")
+    axes[1, 0].legend(fontsize=7)
+    _spectrum_axes(axes[2, 0], runs, "spectrum_init", "(e) Jacobian spectrum at initialisation")
+    _spectrum_axes(axes[2, 1], runs, "spectrum_trained", "(f) Jacobian spectrum after training")
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def gradflow_report(path: Path, runs: Sequence[dict], title: str) -> None:
+    """``gradflow``'s figure: gradient vs distance and the Jacobian spectrum."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    _gradflow_axes(axes[0], runs, "gradflow", "gradient norm vs distance from the loss")
+    axes[0].legend(fontsize=8)
+    _spectrum_axes(axes[1], runs, "spectrum", "largest singular value of dh_t/dh_0")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def training_report(path: Path, history: dict[str, Any], baseline: float, title: str, metric_name: str) -> None:
+    """``train``'s figure: loss (with the baseline) and gradient norm per step."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    steps = np.asarray(history["step"])
+    loss = np.asarray(history["loss"], dtype=np.float64)
+    ok = np.isfinite(loss)
+    axes[0].semilogy(steps[ok], loss[ok], lw=0.8, label="training loss")
+    if history.get("eval_step"):
+        axes[0].semilogy(history["eval_step"], history["eval_loss"], "o-", label="test loss")
+    axes[0].axhline(baseline, color="black", ls="--", lw=1, label=f"baseline {baseline:.3f}")
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("loss")
+    axes[0].legend()
+    axes[0].grid(alpha=0.3, which="both")
+    gn = np.asarray(history["grad_norm"], dtype=np.float64)
+    ok = np.isfinite(gn)
+    axes[1].semilogy(steps[ok], gn[ok], lw=0.8)
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("gradient norm before clipping")
+    axes[1].grid(alpha=0.3, which="both")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

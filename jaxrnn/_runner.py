@@ -1,0 +1,172 @@
+"""A compiled training loop for the demo and the command line (private).
+
+Steps run in blocks: one jitted call does ``block`` optimisation steps in a
+``lax.scan`` and returns their per-step metrics, so Python is visited (and a
+progress bar moves) once per block. Several seeds of one configuration train
+side by side under ``jax.vmap``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import cells as _cells
+from .tasks import Task
+
+OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "adam": optax.adam,
+    "sgd": optax.sgd,
+    "rmsprop": optax.rmsprop,
+}
+
+#: cells by command-line name: constructor of a cell of hidden size H
+CELLS: dict[str, Callable[[int], _cells.Cell]] = {
+    "tanh": lambda h: _cells.SimpleRNN(h),
+    "relu": lambda h: _cells.SimpleRNN(h, activation="relu"),
+    "irnn": lambda h: _cells.IRNN(h),
+    "lstm": lambda h: _cells.LSTM(h),
+    "gru": lambda h: _cells.GRU(h),
+}
+
+
+def make_optimizer(name: str) -> optax.GradientTransformation:
+    """The optimizer ``name`` with its learning rate as a (traced) hyperparameter."""
+    return optax.inject_hyperparams(OPTIMIZERS[name])(learning_rate=0.0)
+
+
+def clip_global_norm(grads: Any, max_norm: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+    """Global-norm clipping (Pascanu et al. 2013; the rule of
+    :func:`jaxrnn.clipping.clip_by_global_norm`) with a traced threshold, so
+    that clipped and unclipped runs train side by side under ``vmap``
+    (``max_norm = inf`` never clips). Returns ``(grads, norm, clipped)``."""
+    norm = optax.tree.norm(grads).astype(jnp.float32)
+    clipped = norm > max_norm
+    scale = jnp.where(clipped, max_norm / norm, 1.0)
+    return jax.tree_util.tree_map(lambda g: g * scale.astype(g.dtype), grads), norm, clipped
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What one compiled training block depends on (hashable)."""
+
+    cell: _cells.Cell
+    optimizer: str = "adam"
+    batch_size: int = 32
+    block: int = 100
+    impl: str = "fused"
+    residuals: Any = "states"
+
+
+class Run(NamedTuple):
+    """One model to train: its seed, learning rate and clipping threshold."""
+
+    seed: int
+    lr: float
+    clip: float | None  # None: no clipping
+
+
+def init(cfg: Config, task: Task, runs: Sequence[Run]) -> tuple[Any, Any, Any]:
+    """Stacked ``(params, opt_state, max_norm)`` for ``runs`` (leading axis = run)."""
+    keys = jnp.stack([jax.random.PRNGKey(r.seed) for r in runs])
+    params = jax.vmap(lambda k: task.init_params(cfg.cell, k))(keys)
+    opt_state = jax.vmap(make_optimizer(cfg.optimizer).init)(params)
+    lrs = jnp.asarray([r.lr for r in runs], jnp.float32)
+    opt_state.hyperparams["learning_rate"] = lrs
+    max_norm = jnp.asarray([math.inf if r.clip is None else r.clip for r in runs], jnp.float32)
+    return params, opt_state, max_norm
+
+
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=(1, 2))
+def run_block(cfg: Config, params: Any, opt_state: Any, max_norm: jax.Array, keys: jax.Array, task: Task):
+    """``cfg.block`` steps for every run; ``keys (runs, 2)`` are the block's
+    data keys. Returns the new params and optimizer state and per-step metrics
+    ``(runs, block)``: loss, grad_norm (before clipping), clipped."""
+    tx = make_optimizer(cfg.optimizer)
+    loss_fn = task.make_loss(cfg.cell, impl=cfg.impl, residuals=cfg.residuals)
+
+    def one_run(params, opt_state, max_norm, key):
+        def step(carry, k):
+            params, opt_state = carry
+            batch = task.sample(k, cfg.batch_size)
+            loss, grads = jax.value_and_grad(loss_fn)(params, batch)
+            grads, norm, clipped = clip_global_norm(grads, max_norm)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+            return (params, opt_state), (loss, norm, clipped)
+
+        (params, opt_state), (loss, norm, clipped) = jax.lax.scan(
+            step, (params, opt_state), jax.random.split(key, cfg.block)
+        )
+        return params, opt_state, {"loss": loss, "grad_norm": norm, "clipped": clipped}
+
+    return jax.vmap(one_run)(params, opt_state, max_norm, keys)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def evaluate(cell: _cells.Cell, impl: str, params: Any, inputs: jax.Array, targets: jax.Array, task: Task):
+    """Per-run ``(loss, metric)`` of stacked ``params`` on one fixed batch."""
+
+    def one(p):
+        out = task.apply(cell, p, inputs, impl=impl)
+        return task.loss(out, targets), task.metric(out, targets)
+
+    return jax.vmap(one)(params)
+
+
+def train(
+    cfg: Config,
+    task: Task,
+    runs: Sequence[Run],
+    steps: int,
+    *,
+    test_size: int = 1000,
+    eval_every: int = 1,
+    on_block: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Trains the ``runs`` of ``cfg`` side by side for ``steps`` steps (a multiple
+    of ``cfg.block``, rounded up) and evaluates on a fixed test batch every
+    ``eval_every`` blocks.
+
+    Returns:
+      A dict of numpy arrays: ``loss``, ``grad_norm``, ``clipped`` (runs,
+      steps); ``eval_step`` (E,), ``test_loss``, ``test_metric`` (runs, E);
+      ``params`` (stacked), ``seconds``.
+    """
+    n_blocks = -(-steps // cfg.block)
+    params, opt_state, max_norm = init(cfg, task, runs)
+    test_inputs, test_targets = task.sample(jax.random.PRNGKey(2**31 - 1), test_size)
+    data_keys = [jax.random.fold_in(jax.random.PRNGKey(r.seed), 1) for r in runs]
+    logs: dict[str, list] = {"loss": [], "grad_norm": [], "clipped": []}
+    evals: list[tuple[int, Any, Any]] = []
+    start = time.perf_counter()
+
+    def record_eval(step_no: int) -> None:
+        loss, metric = evaluate(cfg.cell, cfg.impl, params, test_inputs, test_targets, task)
+        evals.append((step_no, np.asarray(loss), np.asarray(metric)))
+
+    record_eval(0)
+    for b in range(n_blocks):
+        keys = jnp.stack([jax.random.fold_in(k, b) for k in data_keys])
+        params, opt_state, metrics = run_block(cfg, params, opt_state, max_norm, keys, task)
+        for name in logs:
+            logs[name].append(np.asarray(metrics[name]))
+        if (b + 1) % eval_every == 0 or b == n_blocks - 1:
+            record_eval((b + 1) * cfg.block)
+        if on_block is not None:
+            on_block(cfg.block)
+    out = {name: np.concatenate(v, axis=1) for name, v in logs.items()}
+    out["eval_step"] = np.array([e[0] for e in evals])
+    out["test_loss"] = np.stack([e[1] for e in evals], axis=1)
+    out["test_metric"] = np.stack([e[2] for e in evals], axis=1)
+    out["params"] = params
+    out["seconds"] = time.perf_counter() - start
+    return out

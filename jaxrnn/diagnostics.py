@@ -1,0 +1,326 @@
+"""Diagnostics that show vanishing and exploding gradients.
+
+Two views of the same product of Jacobians ``∂s_t/∂s_k = J_t ... J_{k+1}``:
+
+- :func:`state_gradients` / :func:`state_gradient_norms`: the gradient of a
+  loss with respect to the state after every step, ``dL/ds_t`` for all ``t``,
+  from ONE backward pass. A zero *probe* is added to the state after every
+  step; the cotangent of the probe at step ``t`` is ``dL/ds_t``, the total
+  gradient (directly through ``s_t``'s own output and through every later
+  step). Plotted against the distance ``T - t`` from the loss, its norm decays
+  (vanishing) or grows (exploding) geometrically.
+- :func:`jacobian_spectrum`: the top singular values of ``∂s_t/∂s_0`` as
+  ``t`` grows, along the trajectory the inputs drive, and the per-step log
+  growth rate of the largest; :func:`verdict` turns the rate into a word.
+
+The state ``s`` is the whole recurrent state: ``h``, and ``(h, c)`` for an LSTM.
+
+Example:
+  >>> import jax, jax.numpy as jnp, jaxrnn as jr
+  >>> cell = jr.SimpleRNN(8)
+  >>> params = cell.init(jax.random.PRNGKey(0), input_size=2)
+  >>> xs = jax.random.normal(jax.random.PRNGKey(1), (4, 30, 2))
+  >>> norms = jr.diagnostics.state_gradient_norms(
+  ...     cell, params, xs, lambda final, ys: jnp.sum(ys[:, -1]))
+  >>> norms.shape                     # (batch, time)
+  (4, 30)
+  >>> spec = jr.diagnostics.jacobian_spectrum(cell, params, xs[0])
+  >>> spec.log_singular_values.shape  # (time, num_singular)
+  (30, 8)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.flatten_util import ravel_pytree
+
+from . import _checks
+from .cells import Cell, accumulation_dtype
+from .kernels import _engine
+
+__all__ = [
+    "state_gradients",
+    "state_gradient_norms",
+    "JacobianSpectrum",
+    "jacobian_spectrum",
+    "growth_rate",
+    "verdict",
+]
+
+Array = jax.Array
+LossFn = Callable[[Any, Array], Array]
+
+IMPLS = ("scan", "fused")
+
+
+def _prepare(cell: Cell, params: Any, xs: Any, state: Any, impl: str, loss_fn: Any):
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be a jaxrnn Cell, got {_checks.describe(cell)}")
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable as loss_fn(final_state, ys), got {_checks.describe(loss_fn)}")
+    input_size = cell.check_params(params)
+    _checks.array("xs", xs)
+    if xs.ndim < 2 or xs.shape[-1] != input_size:
+        raise ValueError(
+            f"xs must have shape (*batch, time, {input_size}) (batch-major, the "
+            f"input_size of params), got shape {tuple(xs.shape)}"
+        )
+    if xs.dtype != params.w_ih.dtype:
+        raise TypeError(f"xs has dtype {xs.dtype} but params have dtype {params.w_ih.dtype}")
+    batch_shape = tuple(xs.shape[:-2])
+    if state is None:
+        state = cell.initial_state(batch_shape, accumulation_dtype(xs.dtype))
+    return batch_shape, state
+
+
+def _fused_takes_probe() -> bool:
+    return "probe" in inspect.signature(_engine.fused_rnn).parameters
+
+
+def state_gradients(
+    cell: Cell,
+    params: Any,
+    xs: Array,
+    loss_fn: LossFn,
+    state: Any = None,
+    *,
+    impl: str = "scan",
+    residuals: Any = "states",
+) -> tuple[Array, Any]:
+    """The loss and ``dL/ds_t`` for every step ``t``, in one backward pass.
+
+    Args:
+      cell: a :class:`~jaxrnn.Cell`.
+      params: its params.
+      xs: inputs ``(*batch, time, features)`` (batch-major).
+      loss_fn: ``loss_fn(final_state, ys) -> scalar``, with ``ys`` shaped
+        ``(*batch, time, H)`` as :func:`jaxrnn.rnn` returns them.
+      state: the initial state; ``None`` means zeros.
+      impl: ``"scan"`` (a ``lax.scan`` over ``cell(...)`` with the probe
+        added after every step) or ``"fused"`` (the fused engine's probe).
+      residuals: the fused engine's residual policy.
+
+    Returns:
+      ``(loss, grads)``: ``grads`` is shaped like the state with a time axis
+      after the batch dims, e.g. ``(*batch, time, H)`` (an
+      :class:`~jaxrnn.LSTMState` of two such arrays for an LSTM); entry ``t``
+      is the total gradient of the loss with respect to the state after step
+      ``t`` (0-based: the state after reading ``xs[..., t, :]``).
+
+    Raises:
+      NotImplementedError: for ``impl="fused"`` when the engine has no probe.
+    """
+    batch_shape, state = _prepare(cell, params, xs, state, impl, loss_fn)
+    T = xs.shape[-2]
+    B = math.prod(batch_shape)
+    flat_xs = xs.reshape(B, T, xs.shape[-1])
+    flat_state = jax.tree_util.tree_map(lambda s: s.reshape(B, cell.hidden_size), state)
+    probe = jax.tree_util.tree_map(
+        lambda s: jnp.zeros((B, T, cell.hidden_size), s.dtype), flat_state
+    )
+    if impl == "fused" and not _fused_takes_probe():
+        raise NotImplementedError(
+            'impl="fused" needs the engine\'s gradient probe, which this version '
+            'of jaxrnn.kernels lacks; use impl="scan"'
+        )
+
+    def unflat(tree: Any, time_axis: bool) -> Any:
+        extra = (T,) if time_axis else ()
+        return jax.tree_util.tree_map(
+            lambda a: a.reshape(*batch_shape, *extra, cell.hidden_size), tree
+        )
+
+    def run(probe: Any) -> Array:
+        if impl == "fused":
+            final, ys = _engine.fused_rnn(
+                cell, params, flat_xs, flat_state, None, time_major=False,
+                residuals=residuals, probe=probe,
+            )
+        else:
+            final, ys = _scan_with_probe(cell, params, flat_xs, flat_state, probe)
+        return loss_fn(unflat(final, False), ys.reshape(*batch_shape, T, cell.hidden_size))
+
+    loss, grads = jax.value_and_grad(run)(probe)
+    return loss, unflat(grads, True)
+
+
+def _scan_with_probe(cell: Cell, params: Any, xs: Array, state: Any, probe: Any):
+    """``lax.scan`` over ``cell(...)``; ``probe[:, t]`` is added to the state
+    after step ``t``. xs ``(B, T, I)``, probe leaves ``(B, T, H)``."""
+
+    def body(carry: Any, inputs: Any) -> tuple[Any, Array]:
+        x_t, p_t = inputs
+        new, _ = cell(params, carry, x_t)
+        new = jax.tree_util.tree_map(jnp.add, new, p_t)
+        return new, cell.output(new)
+
+    probe_tm = jax.tree_util.tree_map(lambda p: jnp.moveaxis(p, 1, 0), probe)
+    final, ys = lax.scan(body, state, (jnp.moveaxis(xs, 1, 0), probe_tm))
+    return final, jnp.moveaxis(ys, 0, 1)
+
+
+def state_gradient_norms(
+    cell: Cell,
+    params: Any,
+    xs: Array,
+    loss_fn: LossFn,
+    state: Any = None,
+    *,
+    impl: str = "scan",
+    residuals: Any = "states",
+) -> Array:
+    """``||dL/ds_t||`` for every example and step, from one backward pass.
+
+    The norm is taken over all of the state's arrays together (``h``, and
+    ``c`` for an LSTM), per example. See :func:`state_gradients` for the
+    arguments.
+
+    Returns:
+      ``(*batch, time)``: entry ``t`` is the norm of the gradient with
+      respect to the state after step ``t``; the distance from a loss on the
+      last step is ``time - 1 - t``.
+    """
+    _, grads = state_gradients(cell, params, xs, loss_fn, state, impl=impl, residuals=residuals)
+    squares = [jnp.sum(jnp.square(g.astype(jnp.float32)), axis=-1) for g in jax.tree_util.tree_leaves(grads)]
+    return jnp.sqrt(sum(squares))
+
+
+class JacobianSpectrum(NamedTuple):
+    """Singular values of the state Jacobians ``∂s_t/∂s_0``.
+
+    Fields (``*batch`` as in the inputs):
+      log_singular_values: ``(*batch, time, k)`` natural logs of the top
+        ``k`` singular values of ``∂s_t/∂s_0``, largest first; row ``t`` is
+        the Jacobian of the state after step ``t`` (0-based).
+      growth_rate: ``(*batch,)`` the per-step log growth rate of the largest
+        singular value (see :func:`growth_rate`).
+    """
+
+    log_singular_values: Array
+    growth_rate: Array
+
+
+def jacobian_spectrum(
+    cell: Cell,
+    params: Any,
+    xs: Array,
+    state: Any = None,
+    *,
+    num_singular: int = 8,
+) -> JacobianSpectrum:
+    """Top singular values of ``∂s_t/∂s_0`` for every ``t``, along the
+    trajectory that ``xs`` drives from ``state``.
+
+    The product of per-step Jacobians is carried with its scale factored
+    out (``P_t = e^{a_t} M_t`` with ``||M_t|| = 1``), so singular values far
+    below float32's range (a vanishing gradient over thousands of steps)
+    are reported exactly, as logs; singular values more than ~7 decades
+    below the largest are lost to rounding.
+
+    Args:
+      cell: a :class:`~jaxrnn.Cell`.
+      params: its params.
+      xs: ``(*batch, time, features)``; every example gets its own spectrum.
+      state: the initial state ``s_0``; ``None`` means zeros.
+      num_singular: ``k``, at most the state size (``H``, or ``2H`` for an LSTM).
+
+    Returns:
+      A :class:`JacobianSpectrum`.
+    """
+    batch_shape, state = _prepare(cell, params, xs, state, "scan", lambda f, y: 0.0)
+    leaf = jax.tree_util.tree_leaves(state)[0]
+    size = sum(np.prod(s.shape[len(batch_shape):]) for s in jax.tree_util.tree_leaves(state))
+    k = _checks.positive_int("num_singular", num_singular)
+    if k > size:
+        raise ValueError(f"num_singular must be at most the state size {size}, got {k}")
+    del leaf
+    B = math.prod(batch_shape)
+    T = xs.shape[-2]
+    flat_xs = xs.reshape(B, T, xs.shape[-1])
+    flat_state = jax.tree_util.tree_map(lambda s: s.reshape(B, cell.hidden_size), state)
+    logsv = _spectrum(cell, params, flat_xs, flat_state, k)
+    logsv = logsv.reshape(*batch_shape, T, k)
+    return JacobianSpectrum(logsv, growth_rate(logsv[..., 0]))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _spectrum(cell: Cell, params: Any, xs: Array, state: Any, k: int) -> Array:
+    def one(xs: Array, s0: Any) -> Array:
+        flat0, unravel = ravel_pytree(s0)
+
+        def step(s_flat: Array, x: Array) -> Array:
+            new, _ = cell(params, unravel(s_flat), x)
+            return ravel_pytree(new)[0]
+
+        def body(carry, x):
+            s, m, scale = carry
+            jac = jax.jacfwd(step)(s, x)
+            m = jac @ m
+            n = jnp.linalg.norm(m)
+            n = jnp.where(n > 0, n, 1.0)
+            return (step(s, x), m / n, scale + jnp.log(n)), (m / n, scale + jnp.log(n))
+
+        eye = jnp.eye(flat0.shape[0], dtype=flat0.dtype)
+        zero = jnp.zeros((), flat0.dtype)
+        _, (ms, scales) = lax.scan(body, (flat0, eye, zero), xs)
+        sv = jnp.linalg.svd(ms, compute_uv=False)[:, :k]  # (T, k), descending
+        tiny = jnp.finfo(sv.dtype).tiny
+        return scales[:, None] + jnp.log(jnp.maximum(sv, tiny))
+
+    return jax.vmap(one)(xs, state)
+
+
+def growth_rate(log_sv: Array) -> Array:
+    """The per-step log growth rate of a singular value over time.
+
+    The least-squares slope of ``log σ(t)`` against ``t`` (steps ``1..T``),
+    in nats per step: ``log σ(t) ≈ c + rate·t``. Over ``n`` steps a gradient
+    grows by about ``e^{rate·n}``.
+
+    Args:
+      log_sv: ``(*batch, time)`` logs of one singular value.
+
+    Returns:
+      ``(*batch,)`` rates.
+    """
+    T = log_sv.shape[-1]
+    if T < 2:
+        return jnp.zeros(log_sv.shape[:-1], log_sv.dtype)
+    t = jnp.arange(1, T + 1, dtype=log_sv.dtype)
+    tc = t - jnp.mean(t)
+    yc = log_sv - jnp.mean(log_sv, axis=-1, keepdims=True)
+    return jnp.sum(yc * tc.reshape((1,) * (log_sv.ndim - 1) + (T,)), axis=-1) / jnp.sum(tc * tc)
+
+
+def verdict(rate: float, horizon: int = 100, factor: float = 10.0) -> str:
+    """``"vanishing"``, ``"exploding"`` or ``"stable"`` for a growth rate.
+
+    A gradient is called vanishing (exploding) when, at ``rate`` nats per
+    step, it would shrink (grow) by more than ``factor`` over ``horizon``
+    steps: ``|rate| > ln(factor) / horizon`` (for the defaults,
+    ``|rate| > 0.023``).
+
+    Args:
+      rate: nats per step, e.g. :attr:`JacobianSpectrum.growth_rate`.
+      horizon: the number of steps that matters (e.g. the task's length).
+      factor: the change over ``horizon`` steps that counts as a problem.
+    """
+    rate = float(rate)
+    if not math.isfinite(rate):
+        return "exploding" if rate > 0 or math.isnan(rate) else "vanishing"
+    limit = math.log(factor) / _checks.positive_int("horizon", horizon)
+    if rate < -limit:
+        return "vanishing"
+    if rate > limit:
+        return "exploding"
+    return "stable"
