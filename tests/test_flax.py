@@ -1,0 +1,280 @@
+"""jaxrnn.flax modules against Flax's own nn.RNN / nnx.RNN and against jr.rnn."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from helpers import INPUT
+
+import jaxrnn as jr
+import jaxrnn.flax as jf
+from jaxrnn import interop
+
+H = 4
+BATCH, STEPS = 3, 6
+TOL = dict(rtol=1e-5, atol=1e-5)
+LINEN = {"lstm": jf.LSTM, "gru": jf.GRU, "tanh": jf.SimpleRNN, "irnn": jf.IRNN}
+NNX = {"lstm": jf.nnx.LSTM, "gru": jf.nnx.GRU, "tanh": jf.nnx.SimpleRNN, "irnn": jf.nnx.IRNN}
+# No zero length here: for it nn.RNN returns the carry after the last padding
+# step (it indexes step -1), jaxrnn the initial carry.
+LENGTHS = jnp.array([6, 3, 1], jnp.int32)
+
+# (name, call options): one case per semantic corner of nn.RNN, each
+# compiled once per library, so that the file stays fast.
+CASES = {
+    "carry_lengths": dict(seq_lengths=LENGTHS, return_carry=True, initial_carry=True),
+    "reverse_lengths": dict(seq_lengths=LENGTHS, return_carry=True, reverse=True, keep_order=False),
+    "reverse_keep_time_major": dict(reverse=True, keep_order=True, time_major=True, return_carry=True),
+}
+LINEN_CASES = [("lstm", c) for c in CASES] + [("gru", c) for c in CASES] + [
+    ("tanh", "reverse_lengths"),
+    ("irnn", "carry_lengths"),
+]
+
+
+def _module_cell(name):
+    return LINEN[name](H).cell
+
+
+def _numpy_tree(template, rng, scale=0.5):
+    """``template``'s structure filled with NumPy draws (no compilation)."""
+    return jax.tree_util.tree_map(
+        lambda leaf: jnp.asarray(scale * rng.normal(size=leaf.shape), jnp.float32), template
+    )
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    xs = jnp.asarray(rng.normal(size=(BATCH, STEPS, INPUT)), jnp.float32)
+    out = {}
+    for name in LINEN:
+        cell = _module_cell(name)
+        shapes = cell._param_shapes(INPUT)
+        params = cell.params_type(**{f: jnp.zeros(shapes[f]) for f in cell.params_type._fields})
+        state = jax.tree_util.tree_map(jnp.abs, _numpy_tree(cell.initial_state((BATCH,)), rng))
+        out[name] = (_numpy_tree(params, rng), state)
+    return out, xs
+
+
+def _valid_mask(options, time_major):
+    """Where Flax's outputs are defined the same way as ours (not padding)."""
+    if "seq_lengths" not in options:
+        return np.ones((STEPS, BATCH, 1) if time_major else (BATCH, STEPS, 1), bool)
+    mask = np.arange(STEPS)[None, :] < np.asarray(options["seq_lengths"])[:, None]
+    return mask.T[..., None] if time_major else mask[..., None]
+
+
+def _call_options(name, case, state):
+    cell = _module_cell(name)
+    opts = dict(CASES[case])
+    if opts.pop("initial_carry", False):
+        opts["initial_carry"] = interop.to_flax_carry(cell, state)
+    return opts
+
+
+def _assert_same(ours, theirs, options, time_major):
+    (carry, ys), (carry_ref, ys_ref) = ours, theirs
+    mask = _valid_mask(options, time_major)
+    np.testing.assert_allclose(np.where(mask, ys, 0), np.where(mask, ys_ref, 0), **TOL)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, **TOL), carry, carry_ref)
+    # our padding outputs are zeros (Flax's run the cell over the padding)
+    np.testing.assert_array_equal(np.where(mask, 0, ys), 0)
+
+
+@pytest.mark.parametrize("name,case", LINEN_CASES)
+def test_linen_matches_nn_rnn(data, name, case):
+    params_by_cell, xs = data
+    params, state = params_by_cell[name]
+    cell = _module_cell(name)
+    opts = _call_options(name, case, state)
+    time_major = opts.get("time_major", False)
+    if time_major:
+        xs = jnp.swapaxes(xs, 0, 1)
+
+    module = LINEN[name](H)
+    ours = module.apply({"params": params._asdict()}, xs, **opts)
+    flax_rnn = nn.RNN(interop.flax_cell(cell))
+    theirs = flax_rnn.apply({"params": {"cell": interop.to_flax_params(cell, params)["params"]}}, xs, **opts)
+    assert isinstance(ours[0], tuple) == isinstance(theirs[0], tuple)  # LSTM: (c, h) both
+    _assert_same(ours, theirs, opts, time_major)
+
+
+def _load_nnx_cell(name, params):
+    """An nnx cell holding ``params`` (nnx's GRUCell has no b_hn: zero it)."""
+    rngs = nnx.Rngs(0)
+    if name == "lstm":
+        cell = nnx.LSTMCell(INPUT, H, rngs=rngs)
+        for k, g in enumerate(("i", "f", "g", "o")):
+            blk = slice(k * H, (k + 1) * H)
+            getattr(cell, "i" + g if g != "f" else "if_").kernel[...] = params.w_ih[:, blk]
+            getattr(cell, "h" + g).kernel[...] = params.w_hh[:, blk]
+            getattr(cell, "h" + g).bias[...] = params.b[blk]
+        return cell, params
+    if name == "gru":
+        cell = nnx.GRUCell(INPUT, H, rngs=rngs)
+        params = params._replace(b_hn=jnp.zeros_like(params.b_hn))
+    else:
+        cell = nnx.SimpleCell(INPUT, H, rngs=rngs)
+    cell.dense_i.kernel[...] = params.w_ih
+    cell.dense_i.bias[...] = params.b
+    cell.dense_h.kernel[...] = params.w_hh
+    return cell, params
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "tanh"])
+def test_nnx_matches_nnx_rnn(data, name):
+    params_by_cell, xs = data
+    params, state = params_by_cell[name]
+    cell, params = _load_nnx_cell(name, params)
+    module = NNX[name](INPUT, H, rngs=nnx.Rngs(3))
+    module.set_params(params)
+    for case in ("carry_lengths", "reverse_lengths"):
+        opts = _call_options(name, case, state)
+        ours = module(xs, **opts)
+        theirs = nnx.RNN(cell)(xs, **opts)
+        _assert_same(ours, theirs, opts, False)
+
+
+def test_module_shares_weights_with_rnn(data):
+    params_by_cell, xs = data
+    layer = jf.GRU(H, return_carry=True, residuals="gates")
+    variables = layer.lazy_init(jax.random.PRNGKey(0), xs)
+    assert set(variables["params"]) == {"w_ih", "w_hh", "b", "b_hn"}
+    params = jr.GRUParams(**variables["params"])
+    final, ys = jr.rnn(layer.cell, params, xs, residuals="gates")
+    carry, ys_mod = layer.apply(variables, xs)
+    np.testing.assert_array_equal(ys_mod, ys)
+    np.testing.assert_array_equal(carry, final)
+    # and back: functional params into the module
+    other = params_by_cell["gru"][0]
+    _, ys_other = layer.apply({"params": other._asdict()}, xs)
+    np.testing.assert_array_equal(ys_other, jr.rnn(layer.cell, other, xs, residuals="gates")[1])
+
+
+def test_gradients_equal_those_of_rnn(data):
+    params_by_cell, xs = data
+    params, state = params_by_cell["lstm"]
+    carry = interop.to_flax_carry(jr.LSTM(H), state)
+
+    def loss_module(p, xs, carry):
+        (c, h), ys = jf.LSTM(H, return_carry=True).apply({"params": p}, xs, initial_carry=carry, seq_lengths=LENGTHS)
+        return jnp.sum(jnp.sin(ys)) + jnp.sum(c * h)
+
+    def loss_rnn(p, xs, state):
+        final, ys = jr.rnn(jr.LSTM(H), p, xs, state, seq_lengths=LENGTHS)
+        return jnp.sum(jnp.sin(ys)) + jnp.sum(final.c * final.h)
+
+    g_mod = jax.grad(loss_module, argnums=(0, 1, 2))(params._asdict(), xs, carry)
+    g_rnn = jax.grad(loss_rnn, argnums=(0, 1, 2))(params, xs, state)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, g_mod[0], g_rnn[0]._asdict())
+    np.testing.assert_array_equal(g_mod[1], g_rnn[1])
+    np.testing.assert_array_equal(g_mod[2][0], g_rnn[2].c)
+    np.testing.assert_array_equal(g_mod[2][1], g_rnn[2].h)
+
+    # nnx: the same numbers through nnx.grad
+    module = jf.nnx.LSTM(INPUT, H, return_carry=True, rngs=nnx.Rngs(0))
+    module.set_params(params)
+
+    def loss_nnx(m):
+        (c, h), ys = m(xs, initial_carry=carry, seq_lengths=LENGTHS)
+        return jnp.sum(jnp.sin(ys)) + jnp.sum(c * h)
+
+    g_nnx = nnx.grad(loss_nnx)(module)
+    for field in ("w_ih", "w_hh", "b"):
+        np.testing.assert_allclose(g_nnx[field][...], getattr(g_rnn[0], field), rtol=1e-6, atol=1e-6)
+
+
+def test_dtype_and_param_dtype(data):
+    _, xs = data
+    layer = jf.LSTM(H, dtype=jnp.bfloat16, return_carry=True)
+    variables = layer.lazy_init(jax.random.PRNGKey(0), xs)
+    assert all(v.dtype == jnp.float32 for v in jax.tree_util.tree_leaves(variables))
+    (c, h), ys = layer.apply(variables, xs)
+    assert ys.dtype == jnp.bfloat16 and c.dtype == h.dtype == jnp.float32
+    # it is jr.rnn on bf16 inputs and bf16 params
+    p16 = jax.tree_util.tree_map(lambda p: p.astype(jnp.bfloat16), jr.LSTMParams(**variables["params"]))
+    final, ys_ref = jr.rnn(layer.cell, p16, xs.astype(jnp.bfloat16))
+    np.testing.assert_array_equal(ys.astype(jnp.float32), ys_ref.astype(jnp.float32))
+    np.testing.assert_array_equal(h, final.h)
+    # gradients reach the float32 params in float32
+    grads = jax.grad(lambda v: jnp.sum(layer.apply(v, xs)[1].astype(jnp.float32)))(variables)
+    assert all(g.dtype == jnp.float32 for g in jax.tree_util.tree_leaves(grads))
+    # dtype=None promotes: bf16 inputs with float32 params compute in float32
+    ys32 = jax.eval_shape(layer.clone(dtype=None).apply, variables, xs.astype(jnp.bfloat16))[1]
+    assert ys32.dtype == jnp.float32
+    # param_dtype
+    v16 = jf.SimpleRNN(H, param_dtype=jnp.bfloat16).lazy_init(jax.random.PRNGKey(0), xs)
+    assert all(v.dtype == jnp.bfloat16 for v in jax.tree_util.tree_leaves(v16))
+    m = jf.nnx.GRU(INPUT, H, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    assert m.w_ih[...].dtype == jnp.float32 and nnx.eval_shape(lambda m: m(xs), m).dtype == jnp.bfloat16
+
+
+def test_init_follows_the_cell_config(data):
+    _, xs = data
+    v = jf.LSTM(H, forget_bias=2.5).lazy_init(jax.random.PRNGKey(0), xs)["params"]
+    np.testing.assert_array_equal(v["b"][H : 2 * H], 2.5)
+    np.testing.assert_array_equal(np.delete(np.asarray(v["b"]), np.s_[H : 2 * H]), 0.0)
+    v = jf.IRNN(H, scale=0.5).lazy_init(jax.random.PRNGKey(0), xs)["params"]
+    np.testing.assert_array_equal(v["w_hh"], 0.5 * np.eye(H))
+    m = jf.nnx.IRNN(INPUT, H, scale=0.5, rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(m.w_hh[...], 0.5 * np.eye(H))
+    assert m.get_params().w_ih.shape == (INPUT, H)
+    r = jf.SimpleRNN(H, activation="relu").lazy_init(jax.random.PRNGKey(0), xs)["params"]
+    assert r["w_ih"].shape == (INPUT, H) and jf.SimpleRNN(H, activation="relu").cell.activation == "relu"
+
+
+def test_stacks_match_stacked_rnn(data):
+    params_by_cell, xs = data
+    stack = jf.Stack([nn.Bidirectional(jf.GRU(H), jf.GRU(H)), jf.LSTM(H)], return_carry=True)
+    variables = stack.lazy_init(jax.random.PRNGKey(0), xs)
+    layers = stack.cells()
+    assert layers == ((jr.GRU(H), jr.GRU(H)), jr.LSTM(H))
+    params = stack.to_jaxrnn(variables)
+    finals, ys = jr.stacked_rnn(layers, params, xs, seq_lengths=LENGTHS)
+    carries, ys_mod = stack.apply(variables, xs, seq_lengths=LENGTHS)
+    np.testing.assert_allclose(ys_mod, ys, **TOL)
+    np.testing.assert_allclose(carries[0][1], finals[0][1], **TOL)
+    np.testing.assert_allclose(carries[1][1], finals[1].h, **TOL)
+    again = stack.from_jaxrnn(params)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, again, jax.tree_util.tree_map(jnp.asarray, dict(variables)))
+
+    nstack = jf.nnx.Stack(
+        [
+            nnx.Bidirectional(jf.nnx.GRU(INPUT, H, rngs=nnx.Rngs(0)), jf.nnx.GRU(INPUT, H, rngs=nnx.Rngs(1))),
+            jf.nnx.LSTM(2 * H, H, rngs=nnx.Rngs(2)),
+        ]
+    )
+    assert nstack.cells() == layers
+    nstack.set_params(params)
+    np.testing.assert_allclose(nstack(xs, seq_lengths=LENGTHS), ys, **TOL)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, nstack.get_params(), params)
+
+
+def test_errors(data):
+    params_by_cell, xs = data
+    layer = jf.LSTM(H)
+    variables = {"params": params_by_cell["lstm"][0]._asdict()}
+    with pytest.raises(TypeError, match=r"initial_carry must be Flax's LSTM carry, the tuple \(c, h\), or a jaxrnn LSTMState"):
+        layer.apply(variables, xs, initial_carry=jnp.zeros((BATCH, H)))
+    with pytest.raises(TypeError, match=r"dtype must be a floating dtype, got int32"):
+        jf.GRU(H, dtype=jnp.int32).lazy_init(jax.random.PRNGKey(0), xs)
+    with pytest.raises(TypeError, match=r"inputs must have a floating dtype, got int32"):
+        layer.apply(variables, xs.astype(jnp.int32))
+    with pytest.raises(ValueError, match=r"hidden_size must be a positive int, got 0"):
+        jf.LSTM(0).lazy_init(jax.random.PRNGKey(0), xs)
+    with pytest.raises(ValueError, match=r"Stack takes no reverse/keep_order"):
+        jf.Stack([jf.LSTM(H)]).lazy_init(jax.random.PRNGKey(0), xs, reverse=True)
+    with pytest.raises(TypeError, match=r"layers\[0\] must be a jaxrnn.flax layer .*got RNN"):
+        jf.Stack([nn.RNN(nn.GRUCell(H))]).cells()
+    m = jf.nnx.GRU(INPUT, H, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"params.w_ih must have shape \(3, 12\) and dtype float32 \(this module's\), got shape \(5, 12\)"):
+        m.set_params(jr.GRU(H).init(jax.random.PRNGKey(0), 5))
+    with pytest.raises(ValueError, match=r"xs must have 3 features"):
+        m(xs[..., :2])
+    with pytest.raises(TypeError, match=r"rngs must be an nnx.Rngs, got int"):
+        jf.nnx.GRU(INPUT, H, rngs=0)
