@@ -582,7 +582,8 @@ def to_torch_state(
       state: one layer's state (``num_layers=None``) or a tuple of layers'
         states, as :func:`jaxrnn.stacked_rnn` takes and returns them; with
         ``bidirectional=True`` each layer's is a ``(forward, backward)`` pair.
-      num_layers, bidirectional: as for :func:`to_torch`.
+      num_layers: as for :func:`to_torch`.
+      bidirectional: as for :func:`to_torch`.
 
     Returns:
       A NumPy array ``(num_layers * num_directions, *batch, H)``, PyTorch's
@@ -618,7 +619,8 @@ def from_torch_state(
       cell: the cell of every layer and direction.
       hidden: an array ``(num_layers * num_directions, *batch, H)`` (a torch
         tensor or an array), or for LSTM the pair ``(h, c)`` of them.
-      num_layers, bidirectional: as for :func:`from_torch`.
+      num_layers: as for :func:`from_torch`.
+      bidirectional: as for :func:`from_torch`.
 
     Returns:
       States structured as :func:`from_torch` structures params: one
