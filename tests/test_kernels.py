@@ -257,3 +257,39 @@ def test_empty_inputs(shape):
     scan = value_and_grads(cell, params, xs, state, impl="scan")
     assert fused[0][1].shape == shape[:2] + (cell.hidden_size,)
     assert_trees_close(fused, scan, Precision(np.dtype("float32"), 1e-6, 1e-6))
+
+
+@pytest.mark.parametrize("residuals", ["gates", 3], ids=str)
+def test_probe_receives_state_gradients(cell, residuals):
+    """The engine's private ``probe`` gets dL/ds_t for every step: what a zero
+    added to the state after each step of a plain scan receives."""
+    from jaxrnn.kernels._engine import fused_rnn
+
+    with jax.enable_x64(True):
+        params, xs, state = setup(cell, jnp.float64)
+        probe = jax.tree_util.tree_map(
+            lambda s: jnp.zeros((B, T) + s.shape[1:], s.dtype), state
+        )
+
+        def scan_loss(pr):
+            def step(s, inputs):
+                x, p = inputs
+                s, _ = cell(params, s, x)
+                s = jax.tree_util.tree_map(jnp.add, s, p)
+                return s, cell.output(s)
+
+            time_major = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), pr)
+            final, ys = jax.lax.scan(step, state, (jnp.swapaxes(xs, 0, 1), time_major))
+            return weighted_loss(final, jnp.swapaxes(ys, 0, 1))
+
+        def fused_loss(pr):
+            out = fused_rnn(
+                cell, params, xs, state, None, time_major=False, residuals=residuals, probe=pr
+            )
+            return weighted_loss(*out)
+
+        expected = jax.grad(scan_loss)(probe)
+        got = jax.jit(jax.grad(fused_loss))(probe)
+        assert_trees_close(got, expected, Precision(np.dtype("float64"), rtol=1e-10, atol=1e-12))
+        # Not trivially zero: the gradient reaches the first step.
+        assert float(jnp.abs(cell.output(got)[:, 0]).max()) > 0

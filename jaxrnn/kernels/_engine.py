@@ -291,7 +291,8 @@ def _backward_chunk(
     dy_c: Array,
     valid_c: Array,
     gates: tuple[Array, Array | None] | None,
-) -> tuple[Any, Any, Array]:
+    probed: bool = False,
+) -> tuple[Any, Any, Array, Any]:
     """The reverse scan of one chunk, then its batched weight gradients.
 
     Args:
@@ -301,7 +302,9 @@ def _backward_chunk(
       gates: ``(xz, hz)`` kept by the forward, or ``None`` to recompute.
 
     Returns:
-      ``(ds_entry, dparams, dx_c)``.
+      ``(ds_entry, dparams, dx_c, dstates_c)``: ``dstates_c`` holds the
+      cotangent of the state after each step, ``dL/ds_t`` (only when
+      ``probed``, else ``None``).
     """
     prev = _tmap(lambda e, s: jnp.concatenate([e[None], s[:-1]]), entry, states_c)
     h_prev = cell.gemm_input(prev)  # (C, B, H)
@@ -362,10 +365,10 @@ def _backward_chunk(
         if opts.masked:
             # ... and passes its state gradient through unchanged.
             ds_prev = _select(valid_t, ds_prev, ds)
-        return (ds_prev, dp), (dxz, dhz)
+        return (ds_prev, dp), (dxz, dhz, total if probed else None)
 
     # Only a non-elementwise cell accumulates parameter gradients per step.
-    (ds_entry, dp), (dxz_c, dhz_c) = lax.scan(
+    (ds_entry, dp), (dxz_c, dhz_c, dstates_c) = lax.scan(
         step,
         (ds, None if cell.elementwise else _zeros_acc(params)),
         (xz_c, hz_c, prev, dy_c, valid_c),
@@ -383,7 +386,7 @@ def _backward_chunk(
     if dhz_c is not None:
         _, vjp_rec = jax.vjp(lambda p: proj_rec(p, flat(h_prev)), params)
         dp = _acc_add(dp, vjp_rec(flat(dhz_c))[0])
-    return ds_entry, dp, dx.reshape(C, B, x_c.shape[-1])
+    return ds_entry, dp, dx.reshape(C, B, x_c.shape[-1]), dstates_c
 
 
 def _backward(
@@ -398,13 +401,21 @@ def _backward(
     res: Any,
     d_final: Any,
     d_ys: Array,
-) -> tuple[Any, Array, Any]:
-    """The tail, then every chunk in reverse; returns ``(dparams, dxs, ds0)``."""
+    probe: Any = None,
+) -> tuple[Any, Array, Any, Any]:
+    """The tail, then every chunk in reverse.
+
+    Returns:
+      ``(dparams, dxs, ds0, dprobe)``; ``dprobe`` (``None`` without a
+      ``probe``) holds ``dL/ds_t`` for every step in the layout of ``probe``.
+    """
     B = xs.shape[1 - opts.time_axis]
     extras, tail_extra = res
     checkpoints = opts.residuals == "checkpoints"
 
-    def run(ds, dp, dxs, start, size, extra):
+    probed = probe is not None
+
+    def run(ds, dp, dxs, dpr, start, size, extra):
         valid = _validity(lengths, start, size, B)
         x_c = _take(xs, start, size, opts)
         if checkpoints:
@@ -414,28 +425,33 @@ def _backward(
             entry = _state_at(seqs, s0, start, opts)
             states = _tmap(lambda q: _take(q, start, size, opts), seqs)
         gates = extra if opts.residuals == "gates" else None
-        ds, dp_c, dx_c = _backward_chunk(
+        ds, dp_c, dx_c, dst_c = _backward_chunk(
             cell, params, opts, clip, ds, entry, states, x_c,
-            _take(d_ys, start, size, opts), valid, gates,
+            _take(d_ys, start, size, opts), valid, gates, probed,
         )
-        return ds, _tree_add(dp, dp_c), _put(dxs, dx_c, start, opts)
+        if probed:
+            dpr = _tmap(lambda q, part: _put(q, part, start, opts), dpr, dst_c)
+        return ds, _tree_add(dp, dp_c), _put(dxs, dx_c, start, opts), dpr
 
+    dpr = _tmap(jnp.zeros_like, probe) if probed else None
     ds, dp, dxs = d_final, _zeros_acc(params), jnp.zeros_like(xs)
     if opts.tail:
-        ds, dp, dxs = run(ds, dp, dxs, opts.num_chunks * opts.chunk, opts.tail, tail_extra)
+        ds, dp, dxs, dpr = run(
+            ds, dp, dxs, dpr, opts.num_chunks * opts.chunk, opts.tail, tail_extra
+        )
 
     def chunk(carry, inputs):
         c, extra = inputs
         return run(*carry, c * opts.chunk, opts.chunk, extra), None
 
-    (ds0, dparams, dxs), _ = lax.scan(
+    (ds0, dparams, dxs, dpr), _ = lax.scan(
         chunk,
-        (ds, dp, dxs),
+        (ds, dp, dxs, dpr),
         (jnp.arange(opts.num_chunks, dtype=jnp.int32), extras),
         reverse=True,
     )
     dparams = _tmap(lambda g, p: g.astype(p.dtype), dparams, params)
-    return dparams, dxs, ds0
+    return dparams, dxs, ds0, dpr
 
 
 # --------------------------------------------------------------------------
@@ -443,7 +459,7 @@ def _backward(
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _fused(cell, opts, params, xs, s0, lengths, clip):
+def _fused(cell, opts, params, xs, s0, lengths, clip, probe):
     # Not differentiated: keep nothing but the outputs.
     final, ys, _ = _forward(
         cell, params, dataclasses.replace(opts, residuals="checkpoints"), xs, s0, lengths
@@ -451,23 +467,24 @@ def _fused(cell, opts, params, xs, s0, lengths, clip):
     return final, ys
 
 
-def _fused_fwd(cell, opts, params, xs, s0, lengths, clip):
+def _fused_fwd(cell, opts, params, xs, s0, lengths, clip, probe):
     final, seqs, res = _forward(cell, params, opts, xs, s0, lengths)
     ys = seqs if opts.residuals == "checkpoints" else cell.output(seqs)
     # Residuals: the caller's own inputs (params, xs, s0, lengths, clip), the
     # per-step states unless checkpointing (for GRU and plain RNNs these are
     # the outputs ys themselves), and the policy's extras.
     kept = None if opts.residuals == "checkpoints" else seqs
-    return (final, ys), (params, xs, s0, lengths, clip, kept, res)
+    return (final, ys), (params, xs, s0, lengths, clip, probe, kept, res)
 
 
 def _fused_bwd(cell, opts, residuals, cts):
-    params, xs, s0, lengths, clip, seqs, res = residuals
+    params, xs, s0, lengths, clip, probe, seqs, res = residuals
     d_final, d_ys = cts
-    dparams, dxs, ds0 = _backward(
-        cell, params, opts, clip, xs, s0, lengths, seqs, res, d_final, d_ys
+    dparams, dxs, ds0, dprobe = _backward(
+        cell, params, opts, clip, xs, s0, lengths, seqs, res, d_final, d_ys, probe
     )
-    return dparams, dxs, ds0, None, None if clip is None else jnp.zeros_like(clip)
+    dclip = None if clip is None else jnp.zeros_like(clip)
+    return dparams, dxs, ds0, None, dclip, dprobe
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)
@@ -485,6 +502,7 @@ def fused_rnn(
     bptt_clip: Any = None,
     precision: Any = None,
     unroll: Any = 1,
+    probe: Any = None,
 ) -> tuple[Any, Array]:
     """The fused kernel on ``xs (T, B, I)`` (time-major) or ``(B, T, I)``.
 
@@ -492,6 +510,13 @@ def fused_rnn(
     job; this runs forward in time, each example over its valid steps.
     Forward-mode differentiation raises a ``TypeError`` pointing to
     ``impl="scan"``.
+
+    ``probe`` (private, for :mod:`jaxrnn.diagnostics`): ``None``, or zeros
+    shaped like the state with a time axis in the layout of ``xs`` (LSTM:
+    ``LSTMState(h, c)`` of ``(B, T, H)`` batch-major). Its value is ignored
+    (taken as zero); its cotangent is ``dL/ds_t``, the gradient of the loss
+    with respect to the state after step ``t``, for every ``t`` in one
+    backward pass (what a zero added to the state after each step receives).
 
     Returns:
       ``(final_state, ys)``, ``ys`` in the layout of ``xs``, zero past each
@@ -517,7 +542,7 @@ def fused_rnn(
         else jnp.asarray(bptt_clip, accumulation_dtype(params.w_hh.dtype))
     )
     try:
-        return _fused(cell, opts, params, xs, state, seq_lengths, clip)
+        return _fused(cell, opts, params, xs, state, seq_lengths, clip, probe)
     except TypeError as e:
         if "forward-mode" not in str(e) or "custom_vjp" not in str(e):
             raise
