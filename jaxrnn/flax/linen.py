@@ -51,23 +51,7 @@ def _field_init(cell: Cell, field: str, input_size: int, dtype: Any) -> Any:
 
 
 class _Layer(nn.Module):
-    """Attributes and ``__call__`` shared by the layer modules.
-
-    Attributes:
-      hidden_size: the number of hidden units ``H``.
-      time_major: inputs ``(time, *batch, features)`` instead of
-        ``(*batch, time, features)``.
-      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
-      reverse: process each sequence from its last valid step to its first.
-      keep_order: with ``reverse``, return the outputs in their original
-        positions (Flax's default ``False`` returns them in processing order).
-      impl, residuals, bptt_clip, precision, unroll: passed to
-        :func:`jaxrnn.rnn`.
-      dtype: the computation dtype; ``None`` promotes the inputs' and the
-        params' dtypes (Flax's rule). Inputs and params are cast to it; with
-        bfloat16/float16 the carry is float32 (jaxrnn's mixed precision).
-      param_dtype: the dtype of the parameters (float32).
-    """
+    """Attributes and ``__call__`` shared by the layer modules. (documented on each)."""
 
     hidden_size: int
     time_major: bool = False
@@ -112,8 +96,10 @@ class _Layer(nn.Module):
           seq_lengths: ``(*batch,)`` integer lengths. Unlike ``nn.RNN``,
             outputs at padding steps are zeros (``nn.RNN`` runs the cell
             over the padding); valid outputs and the final carry are the same.
-          return_carry, time_major, reverse, keep_order: override the
-            attributes of the same names.
+          return_carry: overrides the attribute of the same name.
+          time_major: overrides the attribute of the same name.
+          reverse: overrides the attribute of the same name.
+          keep_order: overrides the attribute of the same name.
 
         Returns:
           ``outputs`` ``(*batch, time, hidden_size)`` in the computation
@@ -164,10 +150,33 @@ class LSTM(_Layer):
     converted (:func:`jaxrnn.interop.from_flax_params`).
 
     Attributes:
-      forget_bias, w_ih_init, w_hh_init, b_init: as for :class:`jaxrnn.LSTM`.
-      The others: see ``_Layer`` (hidden_size, time_major, return_carry,
-      reverse, keep_order, impl, residuals, bptt_clip, precision, unroll,
-      dtype, param_dtype).
+      hidden_size: the number of hidden units ``H``.
+      forget_bias: the forget-gate bias at initialisation, as for
+        :class:`jaxrnn.LSTM`.
+      w_ih_init: initializer of each gate's ``(I, H)`` block of ``w_ih``;
+        Glorot-uniform.
+      w_hh_init: initializer of each gate's ``(H, H)`` block of ``w_hh``;
+        orthogonal.
+      b_init: initializer of each gate's ``(H,)`` block of ``b``; zeros.
+      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
+        time, features)``.
+      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
+      reverse: process each sequence from its last valid step to its first.
+      keep_order: with ``reverse``, return the outputs in their original
+        positions (``False``, Flax's default, returns them in processing
+        order).
+      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
+        :func:`jaxrnn.rnn`.
+      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
+      bptt_clip: per-step clipping of the state gradient, as for
+        :func:`jaxrnn.rnn`.
+      precision: the matrix products' ``jax.lax.Precision``, as for
+        :func:`jaxrnn.rnn`.
+      unroll: passed to :func:`jaxrnn.rnn`.
+      dtype: the computation dtype; ``None`` promotes the inputs' and the
+        params' dtypes (Flax's rule). Inputs and params are cast to it; with
+        bfloat16/float16 the carry is float32.
+      param_dtype: the dtype of the parameters (float32).
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
@@ -205,8 +214,33 @@ class GRU(_Layer):
     computes what ``nn.RNN(nn.GRUCell(hidden_size))`` computes.
 
     Attributes:
-      reset_after, w_ih_init, w_hh_init, b_init: as for :class:`jaxrnn.GRU`.
-      The others: as for :class:`LSTM`.
+      hidden_size: the number of hidden units ``H``.
+      reset_after: where the reset gate applies, as for :class:`jaxrnn.GRU`.
+      w_ih_init: initializer of each gate's ``(I, H)`` block of ``w_ih``;
+        Glorot-uniform.
+      w_hh_init: initializer of each gate's ``(H, H)`` block of ``w_hh``;
+        orthogonal.
+      b_init: initializer of each ``(H,)`` block of ``b`` and of ``b_hn``;
+        zeros.
+      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
+        time, features)``.
+      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
+      reverse: process each sequence from its last valid step to its first.
+      keep_order: with ``reverse``, return the outputs in their original
+        positions (``False``, Flax's default, returns them in processing
+        order).
+      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
+        :func:`jaxrnn.rnn`.
+      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
+      bptt_clip: per-step clipping of the state gradient, as for
+        :func:`jaxrnn.rnn`.
+      precision: the matrix products' ``jax.lax.Precision``, as for
+        :func:`jaxrnn.rnn`.
+      unroll: passed to :func:`jaxrnn.rnn`.
+      dtype: the computation dtype; ``None`` promotes the inputs' and the
+        params' dtypes (Flax's rule). Inputs and params are cast to it; with
+        bfloat16/float16 the carry is float32.
+      param_dtype: the dtype of the parameters (float32).
     """
 
     reset_after: bool = True
@@ -233,8 +267,30 @@ class SimpleRNN(_Layer):
     computes.
 
     Attributes:
-      activation, w_ih_init, w_hh_init, b_init: as for
-      :class:`jaxrnn.SimpleRNN`. The others: as for :class:`LSTM`.
+      hidden_size: the number of hidden units ``H``.
+      activation: ``"tanh"``, ``"relu"`` or an elementwise callable.
+      w_ih_init: initializer of ``w_ih`` ``(I, H)``; Glorot-uniform.
+      w_hh_init: initializer of ``w_hh`` ``(H, H)``; orthogonal.
+      b_init: initializer of ``b`` ``(H,)``; zeros.
+      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
+        time, features)``.
+      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
+      reverse: process each sequence from its last valid step to its first.
+      keep_order: with ``reverse``, return the outputs in their original
+        positions (``False``, Flax's default, returns them in processing
+        order).
+      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
+        :func:`jaxrnn.rnn`.
+      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
+      bptt_clip: per-step clipping of the state gradient, as for
+        :func:`jaxrnn.rnn`.
+      precision: the matrix products' ``jax.lax.Precision``, as for
+        :func:`jaxrnn.rnn`.
+      unroll: passed to :func:`jaxrnn.rnn`.
+      dtype: the computation dtype; ``None`` promotes the inputs' and the
+        params' dtypes (Flax's rule). Inputs and params are cast to it; with
+        bfloat16/float16 the carry is float32.
+      param_dtype: the dtype of the parameters (float32).
     """
 
     activation: Any = "tanh"
@@ -259,8 +315,29 @@ class IRNN(_Layer):
     Params and carry as for :class:`SimpleRNN`.
 
     Attributes:
-      scale, w_ih_init, b_init: as for :class:`jaxrnn.IRNN`. The others: as
-      for :class:`LSTM`.
+      hidden_size: the number of hidden units ``H``.
+      scale: the diagonal of the initial ``w_hh = scale * I``.
+      w_ih_init: initializer of ``w_ih`` ``(I, H)``; normal, stddev 0.001.
+      b_init: initializer of ``b`` ``(H,)``; zeros.
+      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
+        time, features)``.
+      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
+      reverse: process each sequence from its last valid step to its first.
+      keep_order: with ``reverse``, return the outputs in their original
+        positions (``False``, Flax's default, returns them in processing
+        order).
+      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
+        :func:`jaxrnn.rnn`.
+      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
+      bptt_clip: per-step clipping of the state gradient, as for
+        :func:`jaxrnn.rnn`.
+      precision: the matrix products' ``jax.lax.Precision``, as for
+        :func:`jaxrnn.rnn`.
+      unroll: passed to :func:`jaxrnn.rnn`.
+      dtype: the computation dtype; ``None`` promotes the inputs' and the
+        params' dtypes (Flax's rule). Inputs and params are cast to it; with
+        bfloat16/float16 the carry is float32.
+      param_dtype: the dtype of the parameters (float32).
     """
 
     scale: float = 1.0
@@ -335,11 +412,13 @@ class Stack(nn.Module):
         Args:
           inputs: inputs of the bottom layer.
           initial_carry: one carry per layer (``None`` for zeros everywhere).
-          init_key, reverse, keep_order: accepted for ``nn.RNN``
-            compatibility; ``reverse``/``keep_order`` must be left unset
+          init_key: accepted for ``nn.RNN`` compatibility; unused.
+          reverse: accepted for ``nn.RNN`` compatibility; must be left unset
             (make the layers reversed instead).
+          keep_order: as ``reverse``.
           seq_lengths: passed to every layer.
-          return_carry, time_major: override the attributes.
+          return_carry: overrides the attribute.
+          time_major: overrides the attribute.
 
         Returns:
           The top layer's outputs, or ``(carries, outputs)``.
