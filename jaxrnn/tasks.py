@@ -5,15 +5,15 @@ Each task is a frozen dataclass registered as a pytree: its configuration
 MNIST images) is a pytree leaf, so a task can be an argument of a jitted
 training step without baking its data into the compiled program.
 
-=================  ============  ==========  ======================  =========================
-task               inputs        outputs     loss                    baseline (no memory)
-=================  ============  ==========  ======================  =========================
-:class:`Adding`    (B, T, 2)     (B,)        MSE at the last step    ``1/6 ≈ 0.167``
-:class:`CopyMemory` (B, T+20, 10) (B, T+20)  cross-entropy, all steps ``10 ln 8 / (T + 20)``
-:class:`TemporalOrder` (B, T, 6) (B,)        cross-entropy, last     ``ln 4 ≈ 1.386``
-:class:`CharLM`    (B, L, V)     (B, L)      cross-entropy, all steps unigram entropy of the text
-:class:`SequentialMNIST` (B, 784, 1) (B,)    cross-entropy, last     ``ln 10 ≈ 2.303``
-=================  ============  ==========  ======================  =========================
+========================  =============  =========  ========================  ===========================
+task                      inputs         outputs    loss                      baseline (no memory)
+========================  =============  =========  ========================  ===========================
+:class:`Adding`           (B, T, 2)      (B,)       MSE at the last step      ``1/6 ≈ 0.167``
+:class:`CopyMemory`       (B, T+20, 10)  (B, T+20)  cross-entropy, all steps  ``10 ln 8 / (T + 20)``
+:class:`TemporalOrder`    (B, T, 6)      (B,)       cross-entropy, last       ``ln 4 ≈ 1.386``
+:class:`CharLM`           (B, L, V)      (B, L)     cross-entropy, all steps  unigram entropy of the text
+:class:`SequentialMNIST`  (B, 784, 1)    (B,)       cross-entropy, last       ``ln 10 ≈ 2.303``
+========================  =============  =========  ========================  ===========================
 
 Every task gives ``sample(key, batch_size)``, ``loss(outputs, targets)``,
 ``metric(outputs, targets)`` and, for a model that is a cell plus a linear
