@@ -116,12 +116,14 @@ def canonical_path(obj: object) -> str | None:
 
 @pytest.fixture(scope="module")
 def griffe_package():
-    """jaxrnn as Griffe (and so mkdocstrings) reads it, with aliases resolved."""
+    """jaxrnn as mkdocstrings reads it: Griffe, with the site's extension."""
     _require("griffe")
     import griffe
 
-    package = griffe.load("jaxrnn", search_paths=[str(ROOT)], resolve_aliases=True)
-    return package
+    extensions = griffe.load_extensions(f"{ROOT / 'docs' / '_ext' / 'griffe_rst.py'}:RestToMarkdown")
+    return griffe.load(
+        "jaxrnn", search_paths=[str(ROOT)], resolve_aliases=True, extensions=extensions
+    )
 
 
 def test_every_public_module_declares_its_api():

@@ -12,9 +12,10 @@ of the ``jaxrnn`` package once it is loaded:
 - ``.. math::`` (inline or as a block) into a display-math block;
 - ``.. code-block:: lang`` and paragraphs ending in ``::`` into fenced code;
 - simple tables (``=====  =====`` borders) into Markdown tables;
-- the trailing comment of a class field with no docstring (how NamedTuple
-  fields carry their shape and dtype here, ``h: Array  # (*batch, hidden)``)
-  into that field's docstring.
+- ``#:`` comments above an attribute with no docstring (Sphinx's
+  convention), and the trailing comment of a class field with none (how
+  NamedTuple fields carry their shape and dtype here,
+  ``h: Array  # (*batch, hidden)``), into that attribute's docstring.
 
 The source stays readable by ``help()`` and Sphinx alike. mkdocs.yml loads this
 file through the mkdocstrings handler's ``extensions`` option.
@@ -67,6 +68,12 @@ def _table(lines: list[str], start: int) -> tuple[list[str], int] | None:
     top = lines[start]
     spans = [m.span() for m in re.finditer(r"=+", top)]
     indent = top[: spans[0][0]]
+
+    gaps = [(spans[c][1], spans[c + 1][0]) for c in range(len(spans) - 1)]
+    for line in lines[start:last]:
+        if any(line[a:b].strip() for a, b in gaps):  # text across a column gap:
+            body = [row[len(indent) :] for row in lines[start : last + 1]]
+            return _fence(indent, "```text", body, "```"), last + 1  # show it as is
 
     def cells(line: str) -> list[str]:
         cut = [a for a, _ in spans] + [max(len(line), spans[-1][1])]
@@ -193,6 +200,22 @@ def _field_comment(attr: griffe.Object) -> str | None:
     return comment.strip() or None
 
 
+def _doc_comment(attr: griffe.Object) -> str | None:
+    """The ``#:`` comment lines right above an attribute (Sphinx's convention)."""
+    if attr.lineno is None or attr.filepath is None or isinstance(attr.filepath, list):
+        return None
+    try:
+        lines = attr.lines_collection[attr.filepath]
+    except KeyError:
+        return None
+    found: list[str] = []
+    k = attr.lineno - 2
+    while k >= 0 and lines[k].strip().startswith("#:"):
+        found.insert(0, lines[k].strip()[2:].strip())
+        k -= 1
+    return " ".join(found) or None
+
+
 def _walk(obj: griffe.Object, seen: set[int]) -> Any:
     if id(obj) in seen:
         return
@@ -216,7 +239,9 @@ class RestToMarkdown(griffe.Extension):
         for obj in _walk(pkg, set()):
             if obj.docstring is not None:
                 obj.docstring.value = _roles(_blocks(obj.docstring.value), obj)
-            elif obj.is_attribute and obj.parent is not None and obj.parent.is_class:
-                comment = _field_comment(obj)
+            elif obj.is_attribute:
+                comment = _doc_comment(obj)
+                if comment is None and obj.parent is not None and obj.parent.is_class:
+                    comment = _field_comment(obj)
                 if comment:
-                    obj.docstring = griffe.Docstring(comment, parent=obj)
+                    obj.docstring = griffe.Docstring(_roles(comment, obj), parent=obj)
