@@ -197,6 +197,7 @@ class LSTM(_Layer):
 
     @property
     def cell(self) -> _LSTM:
+        """The jaxrnn cell this module runs (its config, no parameters)."""
         return _LSTM(
             self.hidden_size,
             self.forget_bias,
@@ -250,6 +251,7 @@ class GRU(_Layer):
 
     @property
     def cell(self) -> _GRU:
+        """The jaxrnn cell this module runs (its config, no parameters)."""
         return _GRU(
             self.hidden_size,
             self.reset_after,
@@ -300,6 +302,7 @@ class SimpleRNN(_Layer):
 
     @property
     def cell(self) -> _SimpleRNN:
+        """The jaxrnn cell this module runs (its config, no parameters)."""
         return _SimpleRNN(
             self.hidden_size,
             self.activation,
@@ -346,6 +349,7 @@ class IRNN(_Layer):
 
     @property
     def cell(self) -> _IRNN:
+        """The jaxrnn cell this module runs (its config, no parameters)."""
         return _IRNN(self.hidden_size, self.scale, w_ih_init=self.w_ih_init, b_init=self.b_init)
 
 
@@ -358,7 +362,7 @@ def _bidirectional_parts(layer: Any) -> tuple[Any, Any] | None:
     return None if fw is None else (fw, bw)
 
 
-def layer_cells(layer: Any, name: str) -> Any:
+def _layer_cells(layer: Any, name: str) -> Any:
     """A layer module's jaxrnn cell, or the pair of a bidirectional layer's."""
     parts = _bidirectional_parts(layer)
     mods = parts if parts is not None else (layer,)
@@ -454,7 +458,7 @@ class Stack(nn.Module):
 
     def cells(self) -> tuple[Any, ...]:
         """The layers as :func:`jaxrnn.stacked_rnn` takes them: cells and pairs."""
-        return tuple(layer_cells(m, f"layers[{i}]") for i, m in enumerate(self.layers))
+        return tuple(_layer_cells(m, f"layers[{i}]") for i, m in enumerate(self.layers))
 
     def to_jaxrnn(self, variables: Any) -> tuple[Any, ...]:
         """This stack's variables as :func:`jaxrnn.stacked_rnn`'s params.

@@ -26,7 +26,7 @@ from ..cells import LSTM as _LSTM
 from ..cells import SimpleRNN as _SimpleRNN
 from ..cells import Cell
 from ._core import run
-from .linen import layer_cells
+from .linen import _layer_cells
 
 __all__ = ["LSTM", "GRU", "SimpleRNN", "IRNN", "Stack"]
 
@@ -113,8 +113,10 @@ class _Layer(_nnx.Module):
           rngs: accepted for ``nnx.RNN`` compatibility; unused.
           seq_lengths: ``(*batch,)`` integer lengths; outputs at padding
             steps are zeros (``nnx.RNN`` runs the cell over the padding).
-          return_carry, time_major, reverse, keep_order: override the
-            constructor's settings.
+          return_carry: overrides the constructor's setting.
+          time_major: overrides the constructor's setting.
+          reverse: overrides the constructor's setting.
+          keep_order: overrides the constructor's setting.
 
         Returns:
           ``outputs``, or ``(carry, outputs)`` with ``return_carry``.
@@ -140,31 +142,44 @@ class _Layer(_nnx.Module):
         )
 
 
-_COMMON_DOC = """
-    Args:
-      in_features: the number of input features ``I``.
-      hidden_size: the number of hidden units ``H``.
-      {cell_args}
-      time_major: inputs ``(time, *batch, features)``.
-      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
-      reverse: process each sequence from its last valid step to its first.
-      keep_order: with ``reverse``, return outputs in their original positions.
-      impl, residuals, bptt_clip, precision, unroll: passed to :func:`jaxrnn.rnn`.
-      dtype: the computation dtype; ``None`` promotes inputs' and params' dtypes.
-      param_dtype: the dtype of the parameters (float32).
-      rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
-"""
 
 
 
 
 class LSTM(_Layer):
-    __doc__ = (
-        "A whole-sequence LSTM layer (:class:`jaxrnn.LSTM`); carry ``(c, h)``.\n"
-        + _COMMON_DOC.format(
-            cell_args="forget_bias, w_ih_init, w_hh_init, b_init: as for :class:`jaxrnn.LSTM`."
-        )
-    )
+    """A whole-sequence LSTM layer (:class:`jaxrnn.LSTM` on the fused engine); carry ``(c, h)``.
+
+    Args:
+      in_features: the number of input features ``I``.
+      hidden_size: the number of hidden units ``H``.
+      forget_bias: the forget-gate bias at initialisation, as for
+        :class:`jaxrnn.LSTM`.
+      w_ih_init: initializer of each gate's ``(I, H)`` block of ``w_ih``;
+        Glorot-uniform.
+      w_hh_init: initializer of each gate's ``(H, H)`` block of ``w_hh``;
+        orthogonal.
+      b_init: initializer of each gate's ``(H,)`` block of ``b``; zeros.
+      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
+        time, features)``.
+      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
+      reverse: process each sequence from its last valid step to its first.
+      keep_order: with ``reverse``, return the outputs in their original
+        positions (``False``, Flax's default, returns them in processing
+        order).
+      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
+        :func:`jaxrnn.rnn`.
+      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
+      bptt_clip: per-step clipping of the state gradient, as for
+        :func:`jaxrnn.rnn`.
+      precision: the matrix products' ``jax.lax.Precision``, as for
+        :func:`jaxrnn.rnn`.
+      unroll: passed to :func:`jaxrnn.rnn`.
+      dtype: the computation dtype; ``None`` promotes the inputs' and the
+        params' dtypes (Flax's rule). Inputs and params are cast to it; with
+        bfloat16/float16 the carry is float32.
+      param_dtype: the dtype of the parameters (float32).
+      rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
+    """
 
     def __init__(
         self,
@@ -198,12 +213,39 @@ class LSTM(_Layer):
 
 
 class GRU(_Layer):
-    __doc__ = (
-        "A whole-sequence GRU layer (:class:`jaxrnn.GRU`); carry ``h``.\n"
-        + _COMMON_DOC.format(
-            cell_args="reset_after, w_ih_init, w_hh_init, b_init: as for :class:`jaxrnn.GRU`."
-        )
-    )
+    """A whole-sequence GRU layer (:class:`jaxrnn.GRU` on the fused engine); carry ``h``.
+
+    Args:
+      in_features: the number of input features ``I``.
+      hidden_size: the number of hidden units ``H``.
+      reset_after: where the reset gate applies, as for :class:`jaxrnn.GRU`.
+      w_ih_init: initializer of each gate's ``(I, H)`` block of ``w_ih``;
+        Glorot-uniform.
+      w_hh_init: initializer of each gate's ``(H, H)`` block of ``w_hh``;
+        orthogonal.
+      b_init: initializer of each ``(H,)`` block of ``b`` and of ``b_hn``;
+        zeros.
+      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
+        time, features)``.
+      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
+      reverse: process each sequence from its last valid step to its first.
+      keep_order: with ``reverse``, return the outputs in their original
+        positions (``False``, Flax's default, returns them in processing
+        order).
+      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
+        :func:`jaxrnn.rnn`.
+      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
+      bptt_clip: per-step clipping of the state gradient, as for
+        :func:`jaxrnn.rnn`.
+      precision: the matrix products' ``jax.lax.Precision``, as for
+        :func:`jaxrnn.rnn`.
+      unroll: passed to :func:`jaxrnn.rnn`.
+      dtype: the computation dtype; ``None`` promotes the inputs' and the
+        params' dtypes (Flax's rule). Inputs and params are cast to it; with
+        bfloat16/float16 the carry is float32.
+      param_dtype: the dtype of the parameters (float32).
+      rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
+    """
 
     def __init__(
         self,
@@ -237,12 +279,36 @@ class GRU(_Layer):
 
 
 class SimpleRNN(_Layer):
-    __doc__ = (
-        "A whole-sequence Elman layer (:class:`jaxrnn.SimpleRNN`); carry ``h``.\n"
-        + _COMMON_DOC.format(
-            cell_args="activation, w_ih_init, w_hh_init, b_init: as for :class:`jaxrnn.SimpleRNN`."
-        )
-    )
+    """A whole-sequence Elman layer (:class:`jaxrnn.SimpleRNN` on the fused engine); carry ``h``.
+
+    Args:
+      in_features: the number of input features ``I``.
+      hidden_size: the number of hidden units ``H``.
+      activation: ``"tanh"``, ``"relu"`` or an elementwise callable.
+      w_ih_init: initializer of ``w_ih`` ``(I, H)``; Glorot-uniform.
+      w_hh_init: initializer of ``w_hh`` ``(H, H)``; orthogonal.
+      b_init: initializer of ``b`` ``(H,)``; zeros.
+      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
+        time, features)``.
+      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
+      reverse: process each sequence from its last valid step to its first.
+      keep_order: with ``reverse``, return the outputs in their original
+        positions (``False``, Flax's default, returns them in processing
+        order).
+      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
+        :func:`jaxrnn.rnn`.
+      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
+      bptt_clip: per-step clipping of the state gradient, as for
+        :func:`jaxrnn.rnn`.
+      precision: the matrix products' ``jax.lax.Precision``, as for
+        :func:`jaxrnn.rnn`.
+      unroll: passed to :func:`jaxrnn.rnn`.
+      dtype: the computation dtype; ``None`` promotes the inputs' and the
+        params' dtypes (Flax's rule). Inputs and params are cast to it; with
+        bfloat16/float16 the carry is float32.
+      param_dtype: the dtype of the parameters (float32).
+      rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
+    """
 
     def __init__(
         self,
@@ -276,10 +342,35 @@ class SimpleRNN(_Layer):
 
 
 class IRNN(_Layer):
-    __doc__ = (
-        "A whole-sequence IRNN layer (:class:`jaxrnn.IRNN`); carry ``h``.\n"
-        + _COMMON_DOC.format(cell_args="scale, w_ih_init, b_init: as for :class:`jaxrnn.IRNN`.")
-    )
+    """A whole-sequence IRNN layer (:class:`jaxrnn.IRNN` on the fused engine); carry ``h``.
+
+    Args:
+      in_features: the number of input features ``I``.
+      hidden_size: the number of hidden units ``H``.
+      scale: the diagonal of the initial ``w_hh = scale * I``.
+      w_ih_init: initializer of ``w_ih`` ``(I, H)``; normal, stddev 0.001.
+      b_init: initializer of ``b`` ``(H,)``; zeros.
+      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
+        time, features)``.
+      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
+      reverse: process each sequence from its last valid step to its first.
+      keep_order: with ``reverse``, return the outputs in their original
+        positions (``False``, Flax's default, returns them in processing
+        order).
+      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
+        :func:`jaxrnn.rnn`.
+      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
+      bptt_clip: per-step clipping of the state gradient, as for
+        :func:`jaxrnn.rnn`.
+      precision: the matrix products' ``jax.lax.Precision``, as for
+        :func:`jaxrnn.rnn`.
+      unroll: passed to :func:`jaxrnn.rnn`.
+      dtype: the computation dtype; ``None`` promotes the inputs' and the
+        params' dtypes (Flax's rule). Inputs and params are cast to it; with
+        bfloat16/float16 the carry is float32.
+      param_dtype: the dtype of the parameters (float32).
+      rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
+    """
 
     def __init__(
         self,
@@ -346,7 +437,19 @@ class Stack(_nnx.Module):
         return_carry: bool | None = None,
         time_major: bool | None = None,
     ) -> Any:
-        """Runs the stack; arguments as for :meth:`jaxrnn.flax.linen.Stack.__call__`."""
+        """Runs the stack.
+
+        Args:
+          inputs: inputs of the bottom layer.
+          initial_carry: one carry per layer (``None`` for zeros everywhere).
+          rngs: passed to the layers when given (``nnx.Bidirectional`` takes it).
+          seq_lengths: passed to every layer.
+          return_carry: overrides the constructor's setting.
+          time_major: overrides the constructor's setting.
+
+        Returns:
+          The top layer's outputs, or ``(carries, outputs)``.
+        """
         n = len(self.layers)
         if initial_carry is None:
             initial_carry = (None,) * n
@@ -370,7 +473,7 @@ class Stack(_nnx.Module):
 
     def cells(self) -> tuple[Any, ...]:
         """The layers as :func:`jaxrnn.stacked_rnn` takes them: cells and pairs."""
-        return tuple(layer_cells(m, f"layers[{i}]") for i, m in enumerate(self.layers))
+        return tuple(_layer_cells(m, f"layers[{i}]") for i, m in enumerate(self.layers))
 
     def get_params(self) -> tuple[Any, ...]:
         """The parameters as :func:`jaxrnn.stacked_rnn`'s params."""
