@@ -251,6 +251,14 @@ def python_blocks(page: Path) -> str:
     return "\n".join(re.findall(r"^```python\n(.*?)^```", page.read_text(encoding="utf-8"), re.M | re.S))
 
 
+@pytest.mark.slow  # ~10 s of compilation; the quick start below covers the same API
+@pytest.mark.parametrize("page", ["index.md", "api/interop.md"])
+def test_page_code_runs(page):
+    code = python_blocks(ROOT / "docs" / page)
+    assert code.strip(), f"docs/{page} has no python code block"
+    exec(compile(code, f"docs/{page}", "exec"), {})
+
+
 def test_quickstart_code_runs(capsys):
     code = python_blocks(ROOT / "docs" / "quickstart.md")
     assert "for i in range(1000):" in code
