@@ -234,8 +234,11 @@ def test_rst_blocks_become_markdown(rst):
 def test_rst_roles_become_optional_cross_references(rst, griffe_package):
     scope = griffe_package["rnn.bidirectional_rnn"]  # names resolve in its module
     out = rst._roles(
-        "See :func:`rnn`, :class:`~jaxrnn.cells.LSTM` and ``:func:`x```.", scope
+        "See :func:`rnn`, :class:`~jaxrnn.cells.LSTM`, :func:`jaxrnn.rnn` and ``:func:`x```.",
+        scope,
     )
+    # The function jaxrnn.rnn, not the module of the same name.
+    assert '<autoref identifier="jaxrnn.rnn.rnn" optional><code>jaxrnn.rnn</code>' in out
     assert '<autoref identifier="jaxrnn.rnn.rnn" optional><code>rnn</code></autoref>' in out
     assert (
         '<autoref identifier="jaxrnn.cells.LSTM" optional><code>LSTM</code></autoref>' in out
