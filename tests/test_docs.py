@@ -246,6 +246,38 @@ def test_rst_roles_become_optional_cross_references(rst, griffe_package):
     assert "``:func:`x```" in out
 
 
+def test_rebound_classes_and_field_comments(rst, tmp_path):
+    import griffe
+
+    (tmp_path / "pkgx").mkdir()
+    (tmp_path / "pkgx" / "__init__.py").write_text(
+        "\n".join(
+            [
+                "import dataclasses",
+                "from typing import NamedTuple",
+                "class Adding:",
+                '    """A task."""',
+                "    def sample(self):",
+                '        """Samples."""',
+                "Adding = dataclasses.dataclass(Adding)",
+                "class State(NamedTuple):",
+                '    """A state."""',
+                "    count: int  # () int32: steps so far",
+                "#: the tasks by name",
+                "TASKS = {'adding': Adding}",
+            ]
+        )
+    )
+    package = griffe.load(
+        "pkgx", search_paths=[str(tmp_path)], extensions=griffe.load_extensions(
+            rst.RestToMarkdown(packages=("pkgx",))
+        )
+    )
+    assert package["Adding"].is_class and "sample" in package["Adding"].members
+    assert package["State.count"].docstring.value == "() int32: steps so far"
+    assert package["TASKS"].docstring.value == "the tasks by name"
+
+
 # --------------------------------------------------------------------------
 # the code on the pages jaxrnn's docs own runs
 

@@ -12,6 +12,8 @@ of the ``jaxrnn`` package once it is loaded:
 - ``.. math::`` (inline or as a block) into a display-math block;
 - ``.. code-block:: lang`` and paragraphs ending in ``::`` into fenced code;
 - simple tables (``=====  =====`` borders) into Markdown tables;
+- a class re-bound at module level to a wrapped version of itself
+  (``Adding = _register(Adding)``) stays documented as the class;
 - ``#:`` comments above an attribute with no docstring (Sphinx's
   convention), and the trailing comment of a class field with none (how
   NamedTuple fields carry their shape and dtype here,
@@ -23,6 +25,7 @@ file through the mkdocstrings handler's ``extensions`` option.
 
 from __future__ import annotations
 
+import ast
 import html
 import re
 from typing import Any
@@ -248,6 +251,32 @@ class RestToMarkdown(griffe.Extension):
     def __init__(self, packages: tuple[str, ...] = ("jaxrnn",)) -> None:
         super().__init__()
         self.packages = tuple(packages)
+
+    def on_attribute_node(self, *, node: Any, agent: Any, **kwargs: Any) -> None:
+        # ``Name = wrap(Name, ...)`` at module level re-binds a class to a wrapped
+        # version of itself (a post-hoc decorator): the class stays the docs' object.
+        self._rebound = None
+        parent = agent.current
+        if not (
+            parent.is_module
+            and parent.path.split(".")[0] in self.packages
+            and isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Call)
+            and node.value.args
+            and isinstance(node.value.args[0], ast.Name)
+            and node.value.args[0].id == node.targets[0].id
+        ):
+            return
+        existing = parent.members.get(node.targets[0].id)
+        if existing is not None and not existing.is_alias and existing.is_class:
+            self._rebound = existing
+
+    def on_attribute_instance(self, *, attr: griffe.Attribute, agent: Any, **kwargs: Any) -> None:
+        rebound, self._rebound = getattr(self, "_rebound", None), None
+        if rebound is not None and rebound.name == attr.name:
+            agent.current.set_member(attr.name, rebound)
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         if pkg.name not in self.packages:
