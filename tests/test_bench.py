@@ -10,7 +10,6 @@ import importlib.util
 import json
 import math
 import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -24,12 +23,11 @@ BPTT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bptt.py"
 
 @pytest.fixture(scope="module")
 def bptt():
+    # As `jaxrnn bench` loads it: from its path, not registered in sys.modules.
     spec = importlib.util.spec_from_file_location("bptt_bench", BPTT)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    return module
 
 
 TINY = ["--cells", "lstm", "--T", "8", "--sizes", "2x4", "--repeats", "1", "--peak-size", "64"]
@@ -122,3 +120,18 @@ def test_cudnn_packing_matches_jaxrnn(bptt):
     want_final, want_ys = jr.rnn(cell, params, xs, impl="scan")
     np.testing.assert_allclose(ys, want_ys, rtol=1e-5, atol=1e-6)
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), final, want_final)
+
+
+def test_docs_block_is_replaced_between_its_markers(bptt, tmp_path, monkeypatch):
+    page = tmp_path / "benchmarks.md"
+    page.write_text(f"# B\n\n## Running it\n\nbefore\n\n{bptt.BEGIN}\nold table\n{bptt.END}\n\nafter\n")
+    monkeypatch.setattr(bptt, "DOCS_DIR", tmp_path / "benchmarks")
+    png = tmp_path / "memory.png"
+    png.write_bytes(b"png")
+    for _ in range(2):  # a second run replaces the first one's block
+        bptt.write_docs("| new | table |", [png], quick=True, page=page)
+    text = page.read_text()
+    assert "old table" not in text and text.count("| new | table |") == 1
+    assert text.startswith("# B") and text.rstrip().endswith("after")
+    assert "--quick" in text and "![memory](benchmarks/memory.png)" in text
+    assert (tmp_path / "benchmarks" / "memory.png").read_bytes() == b"png"
