@@ -22,6 +22,10 @@ NNX = {"lstm": jf.nnx.LSTM, "gru": jf.nnx.GRU, "tanh": jf.nnx.SimpleRNN, "irnn":
 # No zero length here: for it nn.RNN returns the carry after the last padding
 # step (it indexes step -1), jaxrnn the initial carry.
 LENGTHS = jnp.array([6, 3, 1], jnp.int32)
+# nnx modules initialise eagerly at construction; where the test loads its own
+# weights right after, cheap initializers spare the orthogonal one's compilations.
+ZEROS = jax.nn.initializers.zeros
+CHEAP = dict(w_ih_init=ZEROS, w_hh_init=ZEROS)
 
 # (name, call options): one case per semantic corner of nn.RNN, each
 # compiled once per library, so that the file stays fast.
@@ -108,7 +112,7 @@ def _load_nnx_cell(name, params):
     """An nnx cell holding ``params`` (nnx's GRUCell has no b_hn: zero it)."""
     rngs = nnx.Rngs(0)
     if name == "lstm":
-        cell = nnx.LSTMCell(INPUT, H, rngs=rngs)
+        cell = nnx.LSTMCell(INPUT, H, kernel_init=ZEROS, recurrent_kernel_init=ZEROS, rngs=rngs)
         for k, g in enumerate(("i", "f", "g", "o")):
             blk = slice(k * H, (k + 1) * H)
             getattr(cell, "i" + g if g != "f" else "if_").kernel[...] = params.w_ih[:, blk]
@@ -116,10 +120,10 @@ def _load_nnx_cell(name, params):
             getattr(cell, "h" + g).bias[...] = params.b[blk]
         return cell, params
     if name == "gru":
-        cell = nnx.GRUCell(INPUT, H, rngs=rngs)
+        cell = nnx.GRUCell(INPUT, H, kernel_init=ZEROS, recurrent_kernel_init=ZEROS, rngs=rngs)
         params = params._replace(b_hn=jnp.zeros_like(params.b_hn))
     else:
-        cell = nnx.SimpleCell(INPUT, H, rngs=rngs)
+        cell = nnx.SimpleCell(INPUT, H, kernel_init=ZEROS, recurrent_kernel_init=ZEROS, rngs=rngs)
     cell.dense_i.kernel[...] = params.w_ih
     cell.dense_i.bias[...] = params.b
     cell.dense_h.kernel[...] = params.w_hh
@@ -131,7 +135,7 @@ def test_nnx_matches_nnx_rnn(data, name):
     params_by_cell, xs = data
     params, state = params_by_cell[name]
     cell, params = _load_nnx_cell(name, params)
-    module = NNX[name](INPUT, H, rngs=nnx.Rngs(3))
+    module = NNX[name](INPUT, H, **CHEAP, rngs=nnx.Rngs(3))
     module.set_params(params)
     for case in ("carry_lengths", "reverse_lengths"):
         opts = _call_options(name, case, state)
@@ -177,7 +181,7 @@ def test_gradients_equal_those_of_rnn(data):
     np.testing.assert_array_equal(g_mod[2][1], g_rnn[2].h)
 
     # nnx: the same numbers through nnx.grad
-    module = jf.nnx.LSTM(INPUT, H, return_carry=True, rngs=nnx.Rngs(0))
+    module = jf.nnx.LSTM(INPUT, H, return_carry=True, **CHEAP, rngs=nnx.Rngs(0))
     module.set_params(params)
 
     def loss_nnx(m):
@@ -210,7 +214,7 @@ def test_dtype_and_param_dtype(data):
     # param_dtype
     v16 = jf.SimpleRNN(H, param_dtype=jnp.bfloat16).lazy_init(jax.random.PRNGKey(0), xs)
     assert all(v.dtype == jnp.bfloat16 for v in jax.tree_util.tree_leaves(v16))
-    m = jf.nnx.GRU(INPUT, H, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    m = jf.nnx.GRU(INPUT, H, dtype=jnp.bfloat16, **CHEAP, rngs=nnx.Rngs(0))
     assert m.w_ih[...].dtype == jnp.float32 and nnx.eval_shape(lambda m: m(xs), m).dtype == jnp.bfloat16
 
 
@@ -245,11 +249,12 @@ def test_stacks_match_stacked_rnn(data):
 
     nstack = jf.nnx.Stack(
         [
-            nnx.Bidirectional(jf.nnx.GRU(INPUT, H, rngs=nnx.Rngs(0)), jf.nnx.GRU(INPUT, H, rngs=nnx.Rngs(1))),
-            jf.nnx.LSTM(2 * H, H, rngs=nnx.Rngs(2)),
+            nnx.Bidirectional(jf.nnx.GRU(INPUT, H, **CHEAP, rngs=nnx.Rngs(0)), jf.nnx.GRU(INPUT, H, **CHEAP, rngs=nnx.Rngs(1))),
+            jf.nnx.LSTM(2 * H, H, **CHEAP, rngs=nnx.Rngs(2)),
         ]
     )
-    assert nstack.cells() == layers
+    (fw, bw), top = nstack.cells()
+    assert (type(fw), type(bw), type(top)) == (jr.GRU, jr.GRU, jr.LSTM)
     nstack.set_params(params)
     np.testing.assert_allclose(nstack(xs, seq_lengths=LENGTHS), ys, **TOL)
     jax.tree_util.tree_map(np.testing.assert_array_equal, nstack.get_params(), params)
@@ -271,7 +276,7 @@ def test_errors(data):
         jf.Stack([jf.LSTM(H)]).lazy_init(jax.random.PRNGKey(0), xs, reverse=True)
     with pytest.raises(TypeError, match=r"layers\[0\] must be a jaxrnn.flax layer .*got RNN"):
         jf.Stack([nn.RNN(nn.GRUCell(H))]).cells()
-    m = jf.nnx.GRU(INPUT, H, rngs=nnx.Rngs(0))
+    m = jf.nnx.GRU(INPUT, H, **CHEAP, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"params.w_ih must have shape \(3, 12\) and dtype float32 \(this module's\), got shape \(5, 12\)"):
         m.set_params(jr.GRU(H).init(jax.random.PRNGKey(0), 5))
     with pytest.raises(ValueError, match=r"xs must have 3 features"):
