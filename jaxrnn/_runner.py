@@ -39,8 +39,10 @@ CELLS: dict[str, Callable[[int], _cells.Cell]] = {
 
 
 def make_optimizer(name: str) -> optax.GradientTransformation:
-    """The optimizer ``name`` with its learning rate as a (traced) hyperparameter."""
-    return optax.inject_hyperparams(OPTIMIZERS[name])(learning_rate=0.0)
+    """The optimizer ``name`` at learning rate 1; the training step scales
+    its updates by each run's (traced) learning rate, which is exact for
+    every optimizer here (their updates are linear in the learning rate)."""
+    return OPTIMIZERS[name](1.0)
 
 
 def clip_global_norm(grads: Any, max_norm: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
@@ -75,31 +77,38 @@ class Run(NamedTuple):
 
 
 def init(cfg: Config, task: Task, runs: Sequence[Run]) -> tuple[Any, Any, Any]:
-    """Stacked ``(params, opt_state, max_norm)`` for ``runs`` (leading axis = run)."""
+    """Stacked ``(params, opt_state, hyper)`` for ``runs`` (leading axis = run);
+    ``hyper (runs, 2)`` holds each run's learning rate and clipping threshold."""
     keys = jnp.stack([jax.random.PRNGKey(r.seed) for r in runs])
     params = jax.vmap(lambda k: task.init_params(cfg.cell, k))(keys)
     opt_state = jax.vmap(make_optimizer(cfg.optimizer).init)(params)
-    lrs = jnp.asarray([r.lr for r in runs], jnp.float32)
-    opt_state.hyperparams["learning_rate"] = lrs
-    max_norm = jnp.asarray([math.inf if r.clip is None else r.clip for r in runs], jnp.float32)
-    return params, opt_state, max_norm
+    hyper = jnp.asarray(
+        [[r.lr, math.inf if r.clip is None else r.clip] for r in runs], jnp.float32
+    )  # (runs, 2): learning rate, clipping threshold
+    return params, opt_state, hyper
 
 
 @functools.partial(jax.jit, static_argnums=0, donate_argnums=(1, 2))
-def run_block(cfg: Config, params: Any, opt_state: Any, max_norm: jax.Array, keys: jax.Array, task: Task):
+def run_block(cfg: Config, params: Any, opt_state: Any, hyper: jax.Array, keys: jax.Array, task: Task):
     """``cfg.block`` steps for every run; ``keys (runs, 2)`` are the block's
     data keys. Returns the new params and optimizer state and per-step metrics
     ``(runs, block)``: loss, grad_norm (before clipping), clipped."""
     tx = make_optimizer(cfg.optimizer)
     loss_fn = task.make_loss(cfg.cell, impl=cfg.impl, residuals=cfg.residuals)
 
-    def one_run(params, opt_state, max_norm, key):
+    def one_run(params, opt_state, hyper, key):
+        lr, max_norm = hyper[0], hyper[1]
+
         def step(carry, k):
             params, opt_state = carry
             batch = task.sample(k, cfg.batch_size)
             loss, grads = jax.value_and_grad(loss_fn)(params, batch)
             grads, norm, clipped = clip_global_norm(grads, max_norm)
-            updates, opt_state = tx.update(grads, opt_state, params)
+            # optax.adam's bias correction raises a float to an int32 power,
+            # which strict dtype promotion rejects; the rest stays strict.
+            with jax.numpy_dtype_promotion("standard"):
+                updates, opt_state = tx.update(grads, opt_state, params)
+            updates = jax.tree_util.tree_map(lambda u: lr.astype(u.dtype) * u, updates)
             params = optax.apply_updates(params, updates)
             return (params, opt_state), (loss, norm, clipped)
 
@@ -108,7 +117,7 @@ def run_block(cfg: Config, params: Any, opt_state: Any, max_norm: jax.Array, key
         )
         return params, opt_state, {"loss": loss, "grad_norm": norm, "clipped": clipped}
 
-    return jax.vmap(one_run)(params, opt_state, max_norm, keys)
+    return jax.vmap(one_run)(params, opt_state, hyper, keys)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -142,7 +151,7 @@ def train(
       ``params`` (stacked), ``seconds``.
     """
     n_blocks = -(-steps // cfg.block)
-    params, opt_state, max_norm = init(cfg, task, runs)
+    params, opt_state, hyper = init(cfg, task, runs)
     test_inputs, test_targets = task.sample(jax.random.PRNGKey(2**31 - 1), test_size)
     data_keys = [jax.random.fold_in(jax.random.PRNGKey(r.seed), 1) for r in runs]
     logs: dict[str, list] = {"loss": [], "grad_norm": [], "clipped": []}
@@ -156,7 +165,7 @@ def train(
     record_eval(0)
     for b in range(n_blocks):
         keys = jnp.stack([jax.random.fold_in(k, b) for k in data_keys])
-        params, opt_state, metrics = run_block(cfg, params, opt_state, max_norm, keys, task)
+        params, opt_state, metrics = run_block(cfg, params, opt_state, hyper, keys, task)
         for name in logs:
             logs[name].append(np.asarray(metrics[name]))
         if (b + 1) % eval_every == 0 or b == n_blocks - 1:
