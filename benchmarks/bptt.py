@@ -117,7 +117,7 @@ DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 DEFAULT_T = (100, 1000, 10000, 100000)
 DEFAULT_SIZES = ((8, 128), (32, 128), (64, 256), (64, 512))
 QUICK = dict(cells=("lstm",), T=(100, 1000), sizes=((8, 64),), repeats=3)
-SMALL = (8, 128)  # the one size that runs at T >= 10000 in the default grid
+SMALL = (8, 128)  # sizes up to B*H = 8*128 run at T >= 10000 in the default grid
 
 
 # --------------------------------------------------------------------------
@@ -162,36 +162,40 @@ def availability(impl: str, case: Case, dtype: str, backend: str) -> str | None:
     return None
 
 
+MEMORY_IMPLS = ("fused-gates", "fused-states", "fused-ckpt", "scan")  # compiled where not timed
+
+
 def plan(impl: str, case: Case, dtype: str, backend: str, full: bool) -> Plan:
     """What the default grid does with ``impl`` at ``case``.
 
-    ``impl="scan"``, ``"scan-remat"``, Flax and PyTorch take seconds to minutes
-    per call at T >= 10000 on a CPU and ``impl="scan"`` GBs of memory, so
-    unless ``full`` only the small size (B=8, H=128) is timed there; larger
-    sizes get the compiled memory of the JAX implementations (compilation
-    only). At T >= 100000 only the checkpointed engine is timed (LSTM,
-    forward+backward, one call).
+    A CPU run is bounded (about 20 minutes on 2 cores): T=100 is timed for
+    small sizes only (B*H <= 8*128; compilation dominates there); T=1000 for
+    every size; at T >= 10000, ``impl="scan"``, ``"scan-remat"``, Flax and
+    PyTorch take seconds to minutes per call and ``impl="scan"`` GBs, so only
+    small sizes are timed and larger ones give the compiled memory of the
+    engine's policies and ``impl="scan"`` (compilation only). At T >= 100000
+    only the checkpointed engine is timed (LSTM, small sizes,
+    forward+backward, one call); the other policies and ``impl="scan"`` give
+    their compiled memory. On a GPU everything up to T = 10000 is timed, and
+    at T >= 100000 the small sizes. ``full`` times everything.
     """
     why = availability(impl, case, dtype, backend)
     if why is not None:
         return Plan("skip", why)
-    if full or case.T < 10000:
+    small = case.B * case.H <= SMALL[0] * SMALL[1]
+    big = f"B*H > {SMALL[0]}*{SMALL[1]}"
+    gpu = backend != "cpu"
+    if full or (gpu and case.T < 100000) or (small and case.T < 100000) or 100 < case.T < 10000:
         return Plan("time")
-    small = (case.B, case.H) == SMALL
-    jax_impl = impl not in ("torch", "cudnn")
-    if case.T >= 100000:
-        if not small:
-            return Plan("skip", f"T>={case.T}: only B={SMALL[0]}, H={SMALL[1]} (without --full)")
-        if impl == "fused-ckpt" and case.cell == "lstm":
-            return Plan("time", passes=("fwdbwd",))
-        if jax_impl:
-            return Plan("memory", f"T={case.T}: compiled memory only (without --full)", ("fwdbwd",))
-        return Plan("skip", f"T={case.T}: minutes per call (without --full)")
-    if small:
-        return Plan("time")
-    if jax_impl:
-        return Plan("memory", f"T={case.T}, B*H > {SMALL[0]}*{SMALL[1]}: compiled memory only (without --full)", ("fwdbwd",))
-    return Plan("skip", f"T={case.T}, B*H > {SMALL[0]}*{SMALL[1]}: long on a CPU (without --full)")
+    if case.T <= 100:
+        return Plan("skip", f"T={case.T}, {big}: only small sizes at short T on a CPU (without --full)")
+    if small and (gpu or (impl == "fused-ckpt" and case.cell == "lstm")):
+        return Plan("time", passes=("fwdbwd",))
+    where = "" if gpu else " on a CPU"
+    if impl in MEMORY_IMPLS and (small or gpu or case.T < 100000):
+        size = "" if small else f", {big}"
+        return Plan("memory", f"T={case.T}{size}: compiled memory only{where} (without --full)", ("fwdbwd",))
+    return Plan("skip", f"T={case.T}{'' if small else ', ' + big}: not run{where} (without --full)")
 
 
 def checkpoint_every(T: int) -> int:
@@ -505,13 +509,20 @@ def relative_errors(got: Any, want: Any) -> list[float]:
 class Reference:
     fwd: Any  # (final, ys), numpy
     fwdbwd: Any  # (loss, (dparams, dxs)), numpy
+    runner: Runner  # what computed them
+    first_seconds: dict[str, float]  # the time of each first call
 
 
 def reference(case: Case, inputs: Inputs, backend: str) -> Reference:
-    """jaxrnn's impl="scan" in float32 at Precision.HIGHEST on ``inputs``."""
+    """jaxrnn's impl="scan" in float32 at Precision.HIGHEST on ``inputs``.
+
+    On a CPU, float32 matmuls are float32 whatever the precision, so the
+    float32 ``scan`` row reuses this runner instead of compiling its twin.
+    """
     precision = None if backend == "cpu" else jax.lax.Precision.HIGHEST
     runner = build_jax("scan", case, inputs.as_float32(), ("fwd", "fwdbwd"), K=1, precision=precision)
-    return Reference(_np(runner.fwd()), _np(runner.fwdbwd()))
+    (fwd, t_fwd), (fwdbwd, t_fwdbwd) = timed_first(runner.fwd), timed_first(runner.fwdbwd)
+    return Reference(_np(fwd), _np(fwdbwd), runner, {"fwd": t_fwd, "fwdbwd": t_fwdbwd})
 
 
 def check(runner: Runner, results: dict[str, Any], ref: Reference, tol: float) -> tuple[float, str | None]:
@@ -610,7 +621,11 @@ def run_one(
         return row
 
     tol = args.rtol if args.rtol is not None else tolerance(args.dtype, backend)
-    if case.T <= args.check_steps:
+    if impl == "scan" and case.T <= args.check_steps and backend == "cpu" and args.dtype == "fp32":
+        reused = ref(case)  # the reference is this very computation
+        runner, worst, failure = reused.runner, 0.0, None
+        firsts = {name: (None, reused.first_seconds[name]) for name in p.passes}
+    elif case.T <= args.check_steps:
         runner = build(impl, case, inputs, p.passes)
         firsts = {name: timed_first(getattr(runner, name)) for name in p.passes}
         worst, failure = check(runner, {k: v[0] for k, v in firsts.items()}, ref(case), tol)
