@@ -50,7 +50,7 @@ class Adder(nn.Module):
     @nn.compact
     def __call__(self, xs, seq_lengths):
         # jf.LSTM takes what nn.RNN(nn.LSTMCell(...)) takes; its carry is (c, h).
-        (c, h), ys = jf.LSTM(self.hidden_size, return_carry=True)(xs, seq_lengths=seq_lengths)
+        (_c, h), _ys = jf.LSTM(self.hidden_size, return_carry=True)(xs, seq_lengths=seq_lengths)
         return nn.Dense(1)(h)[..., 0]
 
 

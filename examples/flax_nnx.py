@@ -45,7 +45,7 @@ class Adder(nnx.Module):
         self.out = nnx.Linear(hidden_size, 1, rngs=rngs)
 
     def __call__(self, xs, seq_lengths):
-        h, ys = self.gru(xs, seq_lengths=seq_lengths)
+        h, _ys = self.gru(xs, seq_lengths=seq_lengths)
         return self.out(h)[..., 0]
 
 
@@ -82,7 +82,7 @@ def main():
     print(f"{args.steps} steps in {time.perf_counter() - start:.1f}s; predicting the mean scores ~0.167")
 
     # The trained weights drive the functional API directly.
-    xs, lengths, targets = adding_batch(jax.random.PRNGKey(3), 8, args.length)
+    xs, lengths, _targets = adding_batch(jax.random.PRNGKey(3), 8, args.length)
     final, _ = jr.rnn(model.gru.cell, model.gru.get_params(), xs, seq_lengths=lengths)
     h, _ = model.gru(xs, seq_lengths=lengths)
     print("functional API agrees with the module:", bool(jnp.allclose(final, h)))

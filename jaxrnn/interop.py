@@ -35,7 +35,7 @@ with the biases moved (their sums equal up to one rounding).
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -43,19 +43,29 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _checks
-from .cells import GRU, IRNN, LSTM, Cell, GRUParams, LSTMParams, LSTMState, SimpleRNN, SimpleRNNParams
+from .cells import (
+    GRU,
+    IRNN,
+    LSTM,
+    Cell,
+    GRUParams,
+    LSTMParams,
+    LSTMState,
+    SimpleRNN,
+    SimpleRNNParams,
+)
 
 __all__ = [
     "flax_cell",
-    "to_flax_params",
-    "from_flax_params",
-    "to_flax_carry",
     "from_flax_carry",
-    "torch_module",
-    "to_torch",
+    "from_flax_params",
     "from_torch",
-    "to_torch_state",
     "from_torch_state",
+    "to_flax_carry",
+    "to_flax_params",
+    "to_torch",
+    "to_torch_state",
+    "torch_module",
 ]
 
 _LSTM_GATES = ("i", "f", "g", "o")
@@ -386,7 +396,7 @@ def from_torch(
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, got {_checks.describe(prefix)}")
     entries = {
-        k[len(prefix) :]: state_dict[k] for k in state_dict.keys() if k.startswith(prefix)
+        k[len(prefix) :]: state_dict[k] for k in state_dict if k.startswith(prefix)
     }
     _check_torch_keys(cell, entries, layers, suffixes, num_layers)
     description = _torch_module_description(cell, layers, suffixes)
@@ -406,12 +416,12 @@ def from_torch(
         w_ih, w_hh = w_ih.T, w_hh.T
         if isinstance(cell, GRU):
             b_r_z = b_hh[: 2 * H]
-            fields = dict(
-                b=np.concatenate([b_ih[: 2 * H] + b_r_z, b_ih[2 * H :]]),
-                b_hn=b_hh[2 * H :],
-            )
+            fields = {
+                "b": np.concatenate([b_ih[: 2 * H] + b_r_z, b_ih[2 * H :]]),
+                "b_hn": b_hh[2 * H :],
+            }
         else:
-            fields = dict(b=b_ih + b_hh)
+            fields = {"b": b_ih + b_hh}
         params = cell.params_type(
             w_ih=jnp.asarray(w_ih),
             w_hh=jnp.asarray(w_hh),
@@ -554,13 +564,13 @@ def torch_module(
     _check_layout(num_layers, bidirectional)
     import torch  # optional: imported only here
 
-    kw = dict(
-        input_size=input_size,
-        hidden_size=cell.hidden_size,
-        num_layers=num_layers,
-        bidirectional=bool(bidirectional),
-        batch_first=batch_first,
-    )
+    kw = {
+        "input_size": input_size,
+        "hidden_size": cell.hidden_size,
+        "num_layers": num_layers,
+        "bidirectional": bool(bidirectional),
+        "batch_first": batch_first,
+    }
     if isinstance(cell, LSTM):
         return torch.nn.LSTM(**kw)
     if isinstance(cell, GRU):

@@ -16,7 +16,7 @@ from jaxrnn import interop
 
 H = 4
 BATCH, STEPS = 3, 6
-TOL = dict(rtol=1e-5, atol=1e-5)
+TOL = {"rtol": 1e-5, "atol": 1e-5}
 LINEN = {"lstm": jf.LSTM, "gru": jf.GRU, "tanh": jf.SimpleRNN, "irnn": jf.IRNN}
 NNX = {"lstm": jf.nnx.LSTM, "gru": jf.nnx.GRU, "tanh": jf.nnx.SimpleRNN, "irnn": jf.nnx.IRNN}
 # No zero length here: for it nn.RNN returns the carry after the last padding
@@ -25,14 +25,14 @@ LENGTHS = jnp.array([6, 3, 1], jnp.int32)
 # nnx modules initialise eagerly at construction; where the test loads its own
 # weights right after, cheap initializers spare the orthogonal one's compilations.
 ZEROS = jax.nn.initializers.zeros
-CHEAP = dict(w_ih_init=ZEROS, w_hh_init=ZEROS)
+CHEAP = {"w_ih_init": ZEROS, "w_hh_init": ZEROS}
 
 # (name, call options): one case per semantic corner of nn.RNN, each
 # compiled once per library, so that the file stays fast.
 CASES = {
-    "carry_lengths": dict(seq_lengths=LENGTHS, return_carry=True, initial_carry=True),
-    "reverse_lengths": dict(seq_lengths=LENGTHS, return_carry=True, reverse=True, keep_order=False),
-    "reverse_keep_time_major": dict(reverse=True, keep_order=True, time_major=True, return_carry=True),
+    "carry_lengths": {"seq_lengths": LENGTHS, "return_carry": True, "initial_carry": True},
+    "reverse_lengths": {"seq_lengths": LENGTHS, "return_carry": True, "reverse": True, "keep_order": False},
+    "reverse_keep_time_major": {"reverse": True, "keep_order": True, "time_major": True, "return_carry": True},
 }
 LINEN_CASES = [("lstm", c) for c in CASES] + [("gru", c) for c in CASES] + [
     ("tanh", "reverse_lengths"),
@@ -233,7 +233,7 @@ def test_init_follows_the_cell_config(data):
 
 
 def test_stacks_match_stacked_rnn(data):
-    params_by_cell, xs = data
+    _params_by_cell, xs = data
     stack = jf.Stack([nn.Bidirectional(jf.GRU(H), jf.GRU(H)), jf.LSTM(H)], return_carry=True)
     variables = stack.lazy_init(jax.random.PRNGKey(0), xs)
     layers = stack.cells()

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 TORCH_CELLS = ["tanh", "relu", "irnn", "lstm", "gru"]
 BATCH, STEPS = 2, 5
-TOL = dict(rtol=1e-5, atol=1e-5)
+TOL = {"rtol": 1e-5, "atol": 1e-5}
 
 
 def _run_torch(module, xs, hidden=None):

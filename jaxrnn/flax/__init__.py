@@ -15,4 +15,4 @@ from .linen import LSTM as LSTM
 from .linen import SimpleRNN as SimpleRNN
 from .linen import Stack as Stack
 
-__all__ = ["LSTM", "GRU", "SimpleRNN", "IRNN", "Stack", "linen", "nnx"]
+__all__ = ["GRU", "IRNN", "LSTM", "SimpleRNN", "Stack", "linen", "nnx"]

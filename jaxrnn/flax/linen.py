@@ -21,7 +21,8 @@ the params of :func:`jaxrnn.stacked_rnn`.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -32,11 +33,11 @@ from .. import cells as _cells
 from ..cells import GRU as _GRU
 from ..cells import IRNN as _IRNN
 from ..cells import LSTM as _LSTM
-from ..cells import SimpleRNN as _SimpleRNN
 from ..cells import Cell
+from ..cells import SimpleRNN as _SimpleRNN
 from ._core import run
 
-__all__ = ["LSTM", "GRU", "SimpleRNN", "IRNN", "Stack"]
+__all__ = ["GRU", "IRNN", "LSTM", "SimpleRNN", "Stack"]
 
 Array = jax.Array
 
@@ -121,7 +122,7 @@ class _Layer(nn.Module):
                 for f in cell.params_type._fields
             }
         )
-        pick = lambda value, default: default if value is None else value  # noqa: E731
+        pick = lambda value, default: default if value is None else value
         return run(
             cell,
             params,
@@ -470,7 +471,7 @@ class Stack(nn.Module):
           A tuple with one params NamedTuple (or ``(forward, backward)``
           pair) per layer.
         """
-        tree = variables["params"] if "params" in variables else variables
+        tree = variables.get("params", variables)
         out = []
         for i, cells in enumerate(self.cells()):
             sub = tree[f"layers_{i}"]

@@ -12,7 +12,8 @@ modules as it is, and :class:`Stack` chains layers.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,12 +24,12 @@ from .. import cells as _cells
 from ..cells import GRU as _GRU
 from ..cells import IRNN as _IRNN
 from ..cells import LSTM as _LSTM
-from ..cells import SimpleRNN as _SimpleRNN
 from ..cells import Cell
+from ..cells import SimpleRNN as _SimpleRNN
 from ._core import run
 from .linen import _layer_cells
 
-__all__ = ["LSTM", "GRU", "SimpleRNN", "IRNN", "Stack"]
+__all__ = ["GRU", "IRNN", "LSTM", "SimpleRNN", "Stack"]
 
 Array = jax.Array
 
@@ -122,7 +123,7 @@ class _Layer(_nnx.Module):
           ``outputs``, or ``(carry, outputs)`` with ``return_carry``.
         """
         del rngs
-        pick = lambda value, default: default if value is None else value  # noqa: E731
+        pick = lambda value, default: default if value is None else value
         return run(
             self.cell,
             self.get_params(),
