@@ -72,17 +72,18 @@ import shutil
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # JAX must not take 75% of a GPU's memory up front: PyTorch runs in the same
 # process, and the device's peak bytes should show what the runs use.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-import jaxrnn as jr  # noqa: E402
+import jaxrnn as jr
 
 try:
     from tqdm.auto import tqdm
@@ -116,7 +117,7 @@ DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
 DEFAULT_T = (100, 1000, 10000, 100000)
 DEFAULT_SIZES = ((8, 128), (32, 128), (64, 256), (64, 512))
-QUICK = dict(cells=("lstm",), T=(100, 1000), sizes=((8, 64),), repeats=3)
+QUICK = {"cells": ("lstm",), "T": (100, 1000), "sizes": ((8, 64),), "repeats": 3}
 SMALL = (8, 128)  # sizes up to B*H = 8*128 run at T >= 10000 in the default grid
 
 
@@ -132,7 +133,7 @@ class Case:
     H: int
 
     @property
-    def I(self) -> int:  # noqa: E743 (the input size, as in the papers)
+    def I(self) -> int:
         return self.H
 
     def label(self) -> str:
@@ -265,7 +266,7 @@ def _compile(fn: Callable, args: tuple) -> tuple[Any, float, int | None]:
     seconds = time.perf_counter() - start
     try:
         temp = int(compiled.memory_analysis().temp_size_in_bytes)
-    except Exception:  # some backends report no memory analysis
+    except Exception:  # noqa: BLE001 (some backends report no memory analysis)
         temp = None
     return compiled, seconds, temp
 
@@ -375,7 +376,7 @@ def cudnn_apply(input_size: int, hidden_size: int, lstm: Callable | None = None)
 def build_jax(impl: str, case: Case, inputs: Inputs, passes: tuple[str, ...], K: int, precision: Any = None, execute: bool = True) -> Runner:
     """A Runner for one of the JAX implementations."""
     cell, params = inputs.cell, inputs.params
-    same = lambda g: g  # noqa: E731
+    same = lambda g: g
     if impl.startswith("fused-"):
         residuals = {"fused-gates": "gates", "fused-states": "states", "fused-ckpt": K}[impl]
         return jax_runner(_jaxrnn_apply(cell, "fused", residuals, precision), params, inputs, same, passes, execute)
@@ -402,7 +403,7 @@ def build_jax(impl: str, case: Case, inputs: Inputs, passes: tuple[str, ...], K:
 TORCH_THREADS = os.cpu_count() or 1  # main() sets it from --torch-threads
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _torch() -> Any:
     try:
         import torch
@@ -592,7 +593,7 @@ def model_flops(case: Case, which: str) -> float:
 def device_peak_bytes() -> int | None:
     try:
         stats = jax.devices()[0].memory_stats()
-    except Exception:
+    except Exception:  # noqa: BLE001 (backends without memory statistics)
         return None
     return None if not stats else stats.get("peak_bytes_in_use")
 
@@ -740,8 +741,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Command: `{meta['command']}`  ",
         f"Machine: {meta['machine']}  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + "  ",
-        f"dtype: {meta['dtype']}; GEMM peak: {peak['gflops']:.1f} GFLOP/s ({peak['n']}×{peak['n']} {peak['dtype']} matmul); "
-        f"{meta['date']}",
+        (f"dtype: {meta['dtype']}; GEMM peak: {peak['gflops']:.1f} GFLOP/s "
+         f"({peak['n']}×{peak['n']} {peak['dtype']} matmul); {meta['date']}"),
         "",
     ]
     goal = targets(rows)
@@ -752,10 +753,10 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "### Results",
         "",
-        "Times are medians (µs per step); tok/s and GFLOP/s are for fwd+bwd; "
-        "memory is the compiled temporary memory of the fwd+bwd function; "
-        "×Flax, ×torch, ×scan are fwd+bwd speedups (above 1: faster than that peer); "
-        "mem/scan is memory relative to `impl=\"scan\"`.",
+        ("Times are medians (µs per step); tok/s and GFLOP/s are for fwd+bwd; "
+         "memory is the compiled temporary memory of the fwd+bwd function; "
+         "×Flax, ×torch, ×scan are fwd+bwd speedups (above 1: faster than that peer); "
+         "mem/scan is memory relative to `impl=\"scan\"`."),
         "",
     ]
     header = "| cell | T | B | H | impl | fwd µs/step | fwd+bwd µs/step | tok/s | GFLOP/s | % peak | temp MB | mem/scan | ×Flax | ×torch | ×scan |"
@@ -784,7 +785,8 @@ def markdown(result: dict[str, Any]) -> str:
                 + (f" {_mb(r.get('device_peak_bytes'))} |" if device_peak else "")
             )
         lines.append("")
-    lines.append("† compiled memory only (not run; see the skip list).")
+    if any(r["status"] == "memory-only" for r in rows):
+        lines.append("† compiled memory only (not run; see *Not timed*).")
     if device_peak:
         lines.append("Device peak: JAX rows show the process's peak bytes in use so far (JAX cannot reset it); "
                      "PyTorch rows the peak of their own calls (`torch.cuda.max_memory_allocated`).")
@@ -823,14 +825,16 @@ def plots(result: dict[str, Any], out: pathlib.Path) -> list[pathlib.Path]:
     sizes = sorted({(r["B"], r["H"]) for r in rows})
     styles = ["-", "--", ":", "-."]
     colors = {impl: f"C{k}" for k, impl in enumerate(IMPLS)}
+    markers = dict(zip(IMPLS, "os^vDx+*"))
     subtitle = f"{result['meta']['dtype']}, fwd+bwd; {result['meta']['device']}"
     written = []
 
-    def per_t(metric: str, ylabel: str, name: str, statuses: tuple[str, ...]) -> None:
+    def per_t(metric: str, ylabel: str, name: str, statuses: tuple[str, ...], scale: float = 1.0) -> None:
         fig, axes = plt.subplots(1, max(1, len(cells)), figsize=(5 * max(1, len(cells)), 4), squeeze=False)
         for ax, cell in zip(axes[0], cells):
             for impl in IMPLS:
-                for size, style in zip(sizes, styles):
+                for k, size in enumerate(sizes):
+                    style = styles[k % len(styles)]
                     pts = sorted(
                         (r["T"], r["fwdbwd"][metric])
                         for r in rows
@@ -838,7 +842,9 @@ def plots(result: dict[str, Any], out: pathlib.Path) -> list[pathlib.Path]:
                         and r["status"] in statuses and r["fwdbwd"] and r["fwdbwd"].get(metric) is not None
                     )
                     if pts:
-                        ax.plot(*zip(*pts), style, marker="o", color=colors[impl], label=f"{impl} B={size[0]} H={size[1]}")
+                        t, y = zip(*pts)
+                        y = [v * scale for v in y]
+                        ax.plot(t, y, style, marker=markers[impl], color=colors[impl], label=f"{impl} B={size[0]} H={size[1]}")
             ax.set(xscale="log", yscale="log", xlabel="T (steps)", ylabel=ylabel, title=cell)
             ax.grid(True, which="both", alpha=0.3)
         handles, labels = axes[0][0].get_legend_handles_labels()
@@ -851,13 +857,13 @@ def plots(result: dict[str, Any], out: pathlib.Path) -> list[pathlib.Path]:
         written.append(path)
 
     per_t("us_per_step", "µs per step", "time_per_step.png", ("ok",))
-    per_t("temp_bytes", "compiled temp bytes", "memory.png", ("ok", "memory-only"))
+    per_t("temp_bytes", "compiled temporary memory (MB)", "memory.png", ("ok", "memory-only"), 1e-6)
 
     groups = sorted({(r["cell"], r["T"], r["B"], r["H"]) for r in rows if r["speedup_vs_flax"] is not None},
                     key=lambda g: (list(CELLS).index(g[0]), g[1], g[2], g[3]))
     impls = [i for i in IMPLS if i != "flax" and any(r["impl"] == i and r["speedup_vs_flax"] for r in rows)]
     if groups and impls:
-        fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(1, len(impls)) / 3), 4))
+        fig, ax = plt.subplots(figsize=(min(30, max(6, 0.9 * len(groups) + 2)), 4.5))
         width = 0.8 / len(impls)
         by = {(r["cell"], r["T"], r["B"], r["H"], r["impl"]): r["speedup_vs_flax"] for r in rows}
         for k, impl in enumerate(impls):
@@ -891,10 +897,12 @@ def write_docs(md: str, pngs: list[pathlib.Path], quick: bool, page: pathlib.Pat
     rel = DOCS_DIR.relative_to(page.parent).as_posix()
     block = [BEGIN, ""]
     if quick:
-        block += ["!!! note \"An example: a `--quick` run\"", "    A small grid that shows the output's form; "
-                  "it is not the full benchmark (see [Running it](#running-it)).", ""]
+        block += ["!!! note \"An example: a `--quick` run\"",
+                  ("    A small grid that shows the output's form; it is not the full benchmark "
+                   "(see [Running it](#running-it)). Its timings are only as good as the machine was "
+                   "quiet: see the load average in its first lines."), ""]
     block += [md, ""]
-    block += [f"![{p.stem.replace('_', ' ')}]({rel}/{p.name})" for p in pngs]
+    block += [f"![{p.stem.replace('_', ' ')}]({rel}/{p.name})\n" for p in pngs]
     block += ["", END]
     head, rest = text.split(BEGIN, 1)
     page.write_text(head + "\n".join(block) + rest.split(END, 1)[1])
@@ -1005,7 +1013,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     device = jax.devices()[0]
+    kind = f"{cpu_name()}, {os.cpu_count()} cores" if backend == "cpu" else device.device_kind
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     machine = f"{cpu_name()}, {os.cpu_count()} cores; JAX {backend}: {device.device_kind} x{len(jax.devices())}"
+    if load is not None:
+        machine += f"; load average {load:.1f} at the start"
     peak = gemm_peak(dtype, args.peak_size or (2048 if backend == "cpu" else 8192))
     print(f"{machine}\nGEMM peak ({peak['n']}x{peak['n']} {peak['dtype']}): {peak['gflops']:.1f} GFLOP/s")
 
@@ -1041,7 +1053,7 @@ def main(argv: list[str] | None = None) -> int:
             bar.set_postfix_str(f"{impl} {case.label()}")
         try:
             row = run_one(impl, case, p, current["inputs"], ref, inputs_for, args, backend, peak["gflops"])
-        except Exception as e:  # report and go on: one broken peer must not sink a long run
+        except Exception as e:  # noqa: BLE001 (report and go on: one broken peer must not sink a long run)
             row = {"cell": case.cell, "T": case.T, "B": case.B, "H": case.H, "I": case.I, "impl": impl,
                    "residuals": None, "status": "error", "reason": f"{type(e).__name__}: {e}"[:500],
                    "check": None, "fwd": None, "fwdbwd": None}
@@ -1053,7 +1065,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "command": " ".join(["python", "benchmarks/bptt.py", *argv]),
         "machine": machine,
-        "device": device.device_kind,
+        "device": kind,
         "backend": backend,
         "versions": versions(),
         "dtype": args.dtype,
