@@ -309,9 +309,11 @@ def _check_torch_keys(
             f"state_dict holds {n} layers (keys up to '{unexpected[-1]}'), expected "
             f"{layers}; {hint}={n}"
         )
+    prefixes = sorted({k.rpartition(".")[0] + "." for k in unexpected if _TORCH_KEY.match(k.rpartition(".")[2])})
+    hint = f" (the recurrent module's keys start with one of {prefixes}: pass it as prefix=)" if prefixes else ""
     raise ValueError(
         f"state_dict has unexpected keys {unexpected}: expected the state dict of "
-        f"{_torch_module_description(cell, layers, suffixes)}"
+        f"{_torch_module_description(cell, layers, suffixes)}{hint}"
     )
 
 

@@ -126,6 +126,8 @@ def test_prefix_selects_a_submodule():
     np.testing.assert_array_equal(params.w_ih, model[1].weight_ih_l0.detach().numpy().T)
     sd = interop.to_torch(jr.LSTM(4), params, prefix="1.")
     assert sorted(sd) == sorted(k for k in model.state_dict() if k.startswith("1."))
+    with pytest.raises(ValueError, match=r"keys start with one of \['1\.'\]: pass it as prefix="):
+        interop.from_torch(jr.LSTM(4), model.state_dict())
 
 
 def test_lstm_with_projection_is_refused():
