@@ -52,7 +52,7 @@ def _field_init(cell: Cell, field: str, input_size: int, dtype: Any) -> Any:
 
 
 class _Layer(nn.Module):
-    """Attributes and ``__call__`` shared by the layer modules. (documented on each)."""
+    """Attributes and ``__call__`` shared by the layer modules (documented on each)."""
 
     hidden_size: int
     time_major: bool = False
