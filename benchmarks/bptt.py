@@ -32,8 +32,9 @@ relative L2 error of each array must be below a tolerance set by the dtype and
 the device. An implementation that fails is reported and not timed. For T above
 ``--check-steps`` the check runs the same implementation (same K) at
 T = ``--check-steps``. Compilation is ahead of time and timed apart; each call
-blocks on its results; the figure is the median of ``--repeats`` calls (fewer
-when a call takes longer than ``--budget`` seconds; a single call then).
+blocks on its results; the figure is the median of ``--repeats`` calls, fewer
+when they would take more than ``--budget`` seconds together (a call longer than
+that is timed once, by its first call after compilation).
 
 Reported: time per step, tokens per second (B*T / time), achieved GFLOP/s as a
 share of the device's GEMM peak measured in the same run (a square matmul in
@@ -46,8 +47,9 @@ forward+backward; recomputation is not counted.
 Output (``--out DIR``, default ``benchmarks/results/bptt-<time>/``):
 ``results.json`` (machine, versions, command, every row), ``results.md`` (the
 tables) and three plots (``time_per_step.png``, ``memory.png``,
-``speedup_vs_flax.png``). ``--docs`` also writes the Markdown and the plots
-into ``docs/benchmarks/``.
+``speedup_vs_flax.png``). ``--docs`` also writes the tables into
+``docs/benchmarks.md`` (between its markers) and the plots into
+``docs/benchmarks/``. What runs at which size: see :func:`plan`.
 
 Run::
 
@@ -199,9 +201,13 @@ def plan(impl: str, case: Case, dtype: str, backend: str, full: bool) -> Plan:
     return Plan("skip", f"T={case.T}{'' if small else ', ' + big}: not run{where} (without --full)")
 
 
+CKPT_EVERY: int | None = None  # main() sets it from --ckpt-every
+
+
 def checkpoint_every(T: int) -> int:
-    """K of ``fused-ckpt``: about sqrt(T), so memory grows like sqrt(T)."""
-    return max(1, math.ceil(math.sqrt(T)))
+    """K of ``fused-ckpt``: ``--ckpt-every``, by default ceil(sqrt(T)), so
+    memory grows like sqrt(T)."""
+    return CKPT_EVERY if CKPT_EVERY is not None else max(1, math.ceil(math.sqrt(T)))
 
 
 # --------------------------------------------------------------------------
@@ -227,6 +233,17 @@ def make_inputs(case: Case, dtype: Any, seed: int = 0) -> Inputs:
     params = jax.tree_util.tree_map(lambda a: a.astype(dtype), cell.init(k_p, case.I))
     xs = jax.random.normal(k_x, (case.B, case.T, case.I), jnp.float32).astype(dtype)
     w = jax.random.normal(k_w, (case.B, case.T, case.H), jnp.float32)
+    return Inputs(cell, params, xs, w)
+
+
+def abstract_inputs(case: Case, dtype: Any) -> Inputs:
+    """Shapes and dtypes of :func:`make_inputs`, for compiling without data."""
+    cell = CELLS[case.cell](case.H)
+    params = jax.eval_shape(
+        lambda k: jax.tree_util.tree_map(lambda a: a.astype(dtype), cell.init(k, case.I)), jax.random.PRNGKey(0)
+    )
+    xs = jax.ShapeDtypeStruct((case.B, case.T, case.I), jnp.dtype(dtype))
+    w = jax.ShapeDtypeStruct((case.B, case.T, case.H), jnp.dtype(jnp.float32))
     return Inputs(cell, params, xs, w)
 
 
@@ -980,6 +997,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small grid: lstm; T=100,1000; 8x64; 3 repeats")
     p.add_argument("--full", action="store_true", help="time every combination (no skipping of long/large ones)")
     p.add_argument("--docs", action="store_true", help="also write the Markdown and plots to docs/benchmarks/")
+    p.add_argument("--ckpt-every", type=int, default=None, help="K of fused-ckpt (residuals=K); default ceil(sqrt(T))")
     p.add_argument("--torch-threads", type=int, default=os.cpu_count() or 1, help="torch.set_num_threads for PyTorch on CPU")
     p.add_argument("--peak-size", type=int, default=None, help="n of the n x n GEMM that measures the peak (default 2048 on CPU, 8192 on GPU)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -1002,11 +1020,12 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in QUICK.items():
             if getattr(args, key) == getattr(defaults, key):
                 setattr(args, key, value)
-    if args.repeats < 1 or args.check_steps < 1:
-        raise SystemExit("--repeats and --check-steps must be positive")
+    if args.repeats < 1 or args.check_steps < 1 or (args.ckpt_every is not None and args.ckpt_every < 1):
+        raise SystemExit("--repeats, --check-steps and --ckpt-every must be positive")
     dtype = DTYPES[args.dtype]
-    global TORCH_THREADS
+    global TORCH_THREADS, CKPT_EVERY
     TORCH_THREADS = args.torch_threads
+    CKPT_EVERY = args.ckpt_every
     backend = jax.default_backend()
     stamp = datetime.datetime.now(datetime.timezone.utc)
     out = args.out or HERE / "results" / f"bptt-{stamp:%Y%m%dT%H%M%SZ}"
@@ -1037,9 +1056,17 @@ def main(argv: list[str] | None = None) -> int:
     def inputs_for(case: Case) -> Inputs:
         return make_inputs(case, dtype)
 
+    def case_inputs(case: Case, p: Plan) -> Inputs:
+        """This case's arrays, made once per case; shapes only for memory-only rows."""
+        if p.mode == "memory":
+            return abstract_inputs(case, dtype)
+        if current.get("inputs") is None:
+            current["inputs"] = inputs_for(case)
+        return current["inputs"]
+
     def ref(case: Case) -> Reference:
         if case not in refs:
-            same = current.get("case") == case
+            same = current.get("case") == case and current.get("inputs") is not None
             refs[case] = reference(case, current["inputs"] if same else inputs_for(case), backend)
         return refs[case]
 
@@ -1048,11 +1075,12 @@ def main(argv: list[str] | None = None) -> int:
         if current.get("case") != case:
             for old in [c for c in refs if c.T != args.check_steps]:
                 del refs[old]  # keep the short-sequence references the checks of long runs reuse
-            current = {"case": case, "inputs": inputs_for(case)}
+            current = {"case": case, "inputs": None}
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(f"{impl} {case.label()}")
         try:
-            row = run_one(impl, case, p, current["inputs"], ref, inputs_for, args, backend, peak["gflops"])
+            inputs = None if p.mode == "skip" else case_inputs(case, p)
+            row = run_one(impl, case, p, inputs, ref, inputs_for, args, backend, peak["gflops"])
         except Exception as e:  # noqa: BLE001 (report and go on: one broken peer must not sink a long run)
             row = {"cell": case.cell, "T": case.T, "B": case.B, "H": case.H, "I": case.I, "impl": impl,
                    "residuals": None, "status": "error", "reason": f"{type(e).__name__}: {e}"[:500],
