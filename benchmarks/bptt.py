@@ -88,7 +88,7 @@ import numpy as np
 import jaxrnn as jr
 
 try:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 except ImportError:  # the bench extra installs it; run without a bar otherwise
 
     def tqdm(iterable, **_):  # type: ignore[no-redef]
