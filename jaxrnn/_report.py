@@ -55,7 +55,9 @@ def _spectrum_axes(ax, runs: Sequence[dict], key: str, title: str) -> None:
         spec = run[key]
         logsv = np.asarray(spec["log_sv_top"], dtype=np.float64)  # (T,)
         t = np.arange(1, len(logsv) + 1)
-        label = f"{run['label']}: {spec['verdict']} ({spec['rate']:+.3f}/step)"
+        rate = spec["rate"]
+        detail = "zero Jacobian: dead units" if rate == -np.inf else f"{rate:+.3f}/step"
+        label = f"{run['label']}: {spec['verdict']} ({detail})"
         ax.plot(t, logsv / np.log(10.0), color=color, label=label)
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_xlabel("t (steps)")
@@ -65,29 +67,39 @@ def _spectrum_axes(ax, runs: Sequence[dict], key: str, title: str) -> None:
     ax.legend(fontsize=7, loc="lower left")
 
 
-def demo_report(path: Path, runs: Sequence[dict], baseline: float, title: str) -> None:
+def demo_report(path: Path, runs: Sequence[dict], baseline: float, title: str, summary: str = "") -> None:
     """The demo's ``report.png``: six panels, one line per run.
 
     Each run is a dict with ``label``, ``eval_step``, ``test_loss``,
     ``grad_norm`` (per step), ``gradflow_init``/``gradflow_trained`` (norms
     per step of the sequence) and ``spectrum_init``/``spectrum_trained``
-    (``log_sv_top``, ``rate``, ``verdict``).
+    (``log_sv_top``, ``rate``, ``verdict``). ``summary`` (the results table)
+    is printed under the panels.
     """
     plt = _plt()
-    fig, axes = plt.subplots(3, 2, figsize=(13, 14))
+    lines = summary.count("\n") + 1 if summary else 0
+    extra = 0.17 * lines + (0.4 if summary else 0.0)
+    fig, axes = plt.subplots(3, 2, figsize=(13, 14 + extra))
     colors = _colors(len(runs))
 
     ax = axes[0, 0]
+    top = 30.0 * baseline  # an explosion would flatten everything else: cut it off here
     for run, color in zip(runs, colors):
         loss = np.asarray(run["test_loss"], dtype=np.float64)
         steps = np.asarray(run["eval_step"])
         ok = np.isfinite(loss)
-        ax.semilogy(steps[ok], loss[ok], color=color, label=run["label"], marker=".", ms=3)
+        ax.semilogy(steps[ok], np.minimum(loss[ok], top), color=color, label=run["label"], marker=".", ms=3)
+        high = ok & (loss > top)
+        if high.any():
+            peak = int(np.argmax(np.where(ok, loss, -np.inf)))
+            ax.annotate(f"off the chart: {loss[peak]:.0e} at step {steps[peak]}", (steps[peak], top),
+                        color=color, fontsize=8, xytext=(8, -12), textcoords="offset points")
         if not ok.all():
             first = steps[~ok][0]
             ax.axvline(first, color=color, ls=":", lw=1)
             ax.annotate("diverged (NaN)", (first, baseline), color=color, fontsize=8, rotation=90,
                         va="bottom", ha="right")
+    ax.set_ylim(top=top * 1.5)
     ax.axhline(baseline, color="black", ls="--", lw=1, label=f"baseline {baseline:.3f} (predict the mean)")
     ax.set_xlabel("training step")
     ax.set_ylabel("test MSE")
@@ -107,7 +119,7 @@ def demo_report(path: Path, runs: Sequence[dict], baseline: float, title: str) -
             ax.axhline(run["clip"], color=color, ls=":", lw=1)
     ax.set_xlabel("training step")
     ax.set_ylabel("gradient norm before clipping (max per window)")
-    ax.set_title("(b) gradient norm during training (x: became inf/NaN; dotted: clip threshold)")
+    ax.set_title("(b) gradient norm before clipping (x: overflowed; dotted: clip threshold)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
 
@@ -117,7 +129,10 @@ def demo_report(path: Path, runs: Sequence[dict], baseline: float, title: str) -
     _spectrum_axes(axes[2, 0], runs, "spectrum_init", "(e) Jacobian spectrum at initialisation")
     _spectrum_axes(axes[2, 1], runs, "spectrum_trained", "(f) Jacobian spectrum after training")
     fig.suptitle(title, fontsize=12)
-    fig.tight_layout(rect=(0, 0, 1, 0.98))
+    bottom = extra / (14 + extra)
+    fig.tight_layout(rect=(0, bottom, 1, 0.98))
+    if summary:
+        fig.text(0.01, bottom - 0.005, summary, family="monospace", fontsize=8, va="top", ha="left")
     fig.savefig(path, dpi=90)
     plt.close(fig)
 

@@ -324,7 +324,11 @@ def _demo(args: argparse.Namespace) -> int:
 
     title = (f"jaxrnn demo: adding problem, batch {args.batch}, H={args.hidden}, "
              f"{args.steps} steps, seed {args.seed}")
-    _report.demo_report(out / "report.png", results, baseline, title)
+    summary = _table(rows, header) + (
+        f"\nbaseline: predicting the mean scores MSE {baseline:.3f}. Solved: test MSE <= {SOLVED_MSE}. "
+        "Jacobian: growth of the largest singular value of dh_t/dh_0 over T steps (panels e, f)."
+    )
+    _report.demo_report(out / "report.png", results, baseline, title, summary)
     metrics = {
         "task": "adding", "baseline_mse": baseline, "solved_mse": SOLVED_MSE,
         "settings": {"length": args.length, "steps": args.steps, "batch": args.batch,
@@ -567,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--hidden", type=_positive_int, default=64, help="hidden units (default 64)")
         p.add_argument("--seed", type=_nonneg_int, default=0, help="PRNG seed (default 0)")
         p.add_argument("--impl", choices=["fused", "scan"], default="fused",
-                       help="jaxrnn.rnn implementation (default fused)")
+                       help="jaxrnn.rnn implementation (default: fused; demo: scan, faster at its size on CPU)")
         p.add_argument("--out", default=None, help="run folder (default runs/<command>-<time>)")
         if cells:
             p.add_argument("--cells", type=_cell_list, default=["tanh", "irnn", "lstm", "gru", "relu"],
@@ -584,7 +588,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steps per compiled block, i.e. per progress update (default 50)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     common(p, cells=True)
-    p.set_defaults(func=_demo)
+    # At the demo's size (batch 32, H=64) on CPU the scan reference compiles
+    # and runs faster than the fused engine; both give the same gradients.
+    p.set_defaults(func=_demo, impl="scan")
 
     p = sub.add_parser("train", help="train one model on one task, with checkpoints and resume",
                        description="Trains a cell with a linear readout on a task; writes metrics.json, "

@@ -201,7 +201,8 @@ class JacobianSpectrum(NamedTuple):
     Fields (``*batch`` as in the inputs):
       log_singular_values: ``(*batch, time, k)`` natural logs of the top
         ``k`` singular values of ``∂s_t/∂s_0``, largest first; row ``t`` is
-        the Jacobian of the state after step ``t`` (0-based).
+        the Jacobian of the state after step ``t`` (0-based). A singular
+        value that is exactly zero (e.g. every ReLU unit dead) is ``-inf``.
       growth_rate: ``(*batch,)`` the per-step log growth rate of the largest
         singular value (see :func:`growth_rate`).
     """
@@ -267,15 +268,18 @@ def _spectrum(cell: Cell, params: Any, xs: Array, state: Any, k: int) -> Array:
             jac = jax.jacfwd(step)(s, x)
             m = jac @ m
             n = jnp.linalg.norm(m)
-            n = jnp.where(n > 0, n, 1.0)
-            return (step(s, x), m / n, scale + jnp.log(n)), (m / n, scale + jnp.log(n))
+            # A zero product stays zero: its scale becomes -inf, M stays 0.
+            scale = scale + jnp.log(n)
+            m = m / jnp.where(n > 0, n, 1.0)
+            return (step(s, x), m, scale), (m, scale)
 
         eye = jnp.eye(flat0.shape[0], dtype=flat0.dtype)
         zero = jnp.zeros((), flat0.dtype)
         _, (ms, scales) = lax.scan(body, (flat0, eye, zero), xs)
         sv = jnp.linalg.svd(ms, compute_uv=False)[:, :k]  # (T, k), descending
-        tiny = jnp.finfo(sv.dtype).tiny
-        return scales[:, None] + jnp.log(jnp.maximum(sv, tiny))
+        # log(0) = -inf: a singular value that is exactly zero (a dead unit, a
+        # rank-deficient step) stays -inf rather than a made-up floor.
+        return scales[:, None] + jnp.log(sv)
 
     return jax.vmap(one)(xs, state)
 
@@ -285,7 +289,8 @@ def growth_rate(log_sv: Array) -> Array:
 
     The least-squares slope of ``log σ(t)`` against ``t`` (steps ``1..T``),
     in nats per step: ``log σ(t) ≈ c + rate·t``. Over ``n`` steps a gradient
-    grows by about ``e^{rate·n}``.
+    grows by about ``e^{rate·n}``. A series that reaches ``-inf`` (a zero
+    Jacobian) has rate ``-inf``.
 
     Args:
       log_sv: ``(*batch, time)`` logs of one singular value.
@@ -296,10 +301,15 @@ def growth_rate(log_sv: Array) -> Array:
     T = log_sv.shape[-1]
     if T < 2:
         return jnp.zeros(log_sv.shape[:-1], log_sv.dtype)
+    # A Jacobian that is exactly zero (every unit dead) has log σ = -inf: the
+    # gradient is gone, at rate -inf.
+    dead = jnp.any(jnp.isneginf(log_sv), axis=-1)
+    log_sv = jnp.where(jnp.isneginf(log_sv), 0.0, log_sv)
     t = jnp.arange(1, T + 1, dtype=log_sv.dtype)
     tc = t - jnp.mean(t)
     yc = log_sv - jnp.mean(log_sv, axis=-1, keepdims=True)
-    return jnp.sum(yc * tc.reshape((1,) * (log_sv.ndim - 1) + (T,)), axis=-1) / jnp.sum(tc * tc)
+    slope = jnp.sum(yc * tc.reshape((1,) * (log_sv.ndim - 1) + (T,)), axis=-1) / jnp.sum(tc * tc)
+    return jnp.where(dead, -jnp.inf, slope)
 
 
 def verdict(rate: float, horizon: int = 100, factor: float = 10.0) -> str:

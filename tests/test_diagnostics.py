@@ -142,3 +142,14 @@ def test_bad_input_is_named():
         D.state_gradient_norms(LINEAR, params, xs, "mse")
     with pytest.raises(ValueError, match="num_singular must be at most the state size 3"):
         D.jacobian_spectrum(LINEAR, params, xs, num_singular=4)
+
+
+def test_a_dead_relu_network_has_rate_minus_infinity():
+    """Every unit below zero: the Jacobian is exactly 0, log σ = -inf, vanishing."""
+    cell = jr.SimpleRNN(H, activation="relu")
+    p = cell.init(jax.random.PRNGKey(0), I)
+    p = p._replace(b=-jnp.ones((H,)), w_ih=jnp.zeros_like(p.w_ih))
+    spec = D.jacobian_spectrum(cell, p, jnp.ones((1, 5, I)), num_singular=2)
+    assert np.isneginf(spec.log_singular_values).all()
+    assert np.isneginf(spec.growth_rate).all()
+    assert D.verdict(spec.growth_rate[0]) == "vanishing"
