@@ -295,21 +295,27 @@ def jax_runner(
     from_native_grads: Callable[[Any], Any],
     passes: tuple[str, ...],
     execute: bool = True,
+    grad_memory: bool = False,
 ) -> Runner:
     """A Runner for a JAX function ``apply(native_params, xs) -> (final, ys)``
-    whose final state is already in jaxrnn's layout."""
+    whose final state is already in jaxrnn's layout. With ``grad_memory``, the
+    gradient alone (``jax.grad``, no loss value) is compiled too, for its
+    memory only (``temp_bytes["grad"]``)."""
 
     def loss(p, x, w):
         return loss_of(apply(p, x)[1], w)
 
-    fns = {"fwd": (apply, (native, inputs.xs)), "fwdbwd": (jax.value_and_grad(loss, argnums=(0, 1)), (native, inputs.xs, inputs.w))}
+    args = (native, inputs.xs, inputs.w)
+    fns = {"fwd": (apply, args[:2]), "fwdbwd": (jax.value_and_grad(loss, argnums=(0, 1)), args)}
     calls: dict[str, Any] = {"fwd": None, "fwdbwd": None}
     compile_s, temp = {}, {}
     for name in passes:
-        fn, args = fns[name]
-        compiled, compile_s[name], temp[name] = _compile(fn, args)
+        fn, fn_args = fns[name]
+        compiled, compile_s[name], temp[name] = _compile(fn, fn_args)
         if execute:
-            calls[name] = functools.partial(lambda c, a: jax.block_until_ready(c(*a)), compiled, args)
+            calls[name] = functools.partial(lambda c, a: jax.block_until_ready(c(*a)), compiled, fn_args)
+    if grad_memory:
+        _, compile_s["grad"], temp["grad"] = _compile(jax.grad(loss, argnums=(0, 1)), args)
     return Runner(
         fwd=calls["fwd"],
         fwdbwd=calls["fwdbwd"],
@@ -390,29 +396,32 @@ def cudnn_apply(input_size: int, hidden_size: int, lstm: Callable | None = None)
     return apply
 
 
-def build_jax(impl: str, case: Case, inputs: Inputs, passes: tuple[str, ...], K: int, precision: Any = None, execute: bool = True) -> Runner:
+def build_jax(
+    impl: str, case: Case, inputs: Inputs, passes: tuple[str, ...], K: int, precision: Any = None,
+    execute: bool = True, grad_memory: bool = False,
+) -> Runner:
     """A Runner for one of the JAX implementations."""
     cell, params = inputs.cell, inputs.params
+    run = functools.partial(jax_runner, inputs=inputs, passes=passes, execute=execute, grad_memory=grad_memory)
     same = lambda g: g
     if impl.startswith("fused-"):
         residuals = {"fused-gates": "gates", "fused-states": "states", "fused-ckpt": K}[impl]
-        return jax_runner(_jaxrnn_apply(cell, "fused", residuals, precision), params, inputs, same, passes, execute)
+        return run(_jaxrnn_apply(cell, "fused", residuals, precision), params, from_native_grads=same)
     if impl == "scan":
-        return jax_runner(_jaxrnn_apply(cell, "scan", "states", precision), params, inputs, same, passes, execute)
+        return run(_jaxrnn_apply(cell, "scan", "states", precision), params, from_native_grads=same)
     if impl == "scan-remat":
-        return jax_runner(_remat_scan_apply(cell), params, inputs, same, passes, execute)
+        return run(_remat_scan_apply(cell), params, from_native_grads=same)
     if impl == "flax":
         # nn.RNN keeps its cell's variables under "cell".
         native = {"params": {"cell": jr.interop.to_flax_params(cell, params)["params"]}}
-        return jax_runner(
-            _flax_apply(cell, params.w_ih.dtype), native, inputs,
-            lambda g: jr.interop.from_flax_params(cell, g["params"]["cell"]), passes, execute,
+        return run(
+            _flax_apply(cell, params.w_ih.dtype), native,
+            from_native_grads=lambda g: jr.interop.from_flax_params(cell, g["params"]["cell"]),
         )
     if impl == "cudnn":
-        native = cudnn_pack(params)
-        return jax_runner(
-            cudnn_apply(case.I, case.H), native, inputs,
-            lambda g: cudnn_unpack(g, case.I, case.H), passes, execute,
+        return run(
+            cudnn_apply(case.I, case.H), cudnn_pack(params),
+            from_native_grads=lambda g: cudnn_unpack(g, case.I, case.H),
         )
     raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
 
@@ -627,10 +636,17 @@ def run_one(
         "cell": case.cell, "T": case.T, "B": case.B, "H": case.H, "I": case.I, "impl": impl,
         "residuals": checkpoint_every(case.T) if impl == "fused-ckpt" else None,
         "status": p.mode, "reason": p.reason, "check": None, "fwd": None, "fwdbwd": None,
+        "grad_temp_bytes": None,
     }
     if p.mode == "skip":
         row["status"] = "skipped"
         return row
+    if args.grad_memory and impl in MEMORY_IMPLS and case.T >= 1000:
+        # jax.grad alone: no loss value, so the outputs need not be kept (the
+        # measure of tests/test_kernels.py); compiled from shapes only.
+        shapes = abstract_inputs(case, DTYPES[args.dtype])
+        grad_only = build_jax(impl, case, shapes, (), checkpoint_every(case.T), execute=False, grad_memory=True)
+        row["grad_temp_bytes"] = grad_only.temp_bytes["grad"]
     if p.mode == "memory":
         runner = build(impl, case, inputs, p.passes, execute=False)
         for name in p.passes:
@@ -697,6 +713,9 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         scan = (by_key.get((*key, "scan")) or {}).get("fwdbwd") or {}
         ok = mine.get("temp_bytes") is not None and scan.get("temp_bytes")
         r["memory_vs_scan"] = mine["temp_bytes"] / scan["temp_bytes"] if ok else None
+        scan_grad = (by_key.get((*key, "scan")) or {}).get("grad_temp_bytes")
+        ok = r.get("grad_temp_bytes") is not None and scan_grad
+        r["grad_memory_vs_scan"] = r["grad_temp_bytes"] / scan_grad if ok else None
 
 
 # --------------------------------------------------------------------------
@@ -709,6 +728,24 @@ def _fmt(value: Any, spec: str, suffix: str = "") -> str:
 
 def _mb(b: Any) -> str:
     return "—" if b is None else f"{b / 1e6:.1f}"
+
+
+def _grad_mb(r: dict[str, Any]) -> str:
+    g = r.get("grad_temp_bytes")
+    return "" if g is None else f" ({g / 1e6:.1f})"
+
+
+def memory_ratio(r: dict[str, Any]) -> float:
+    """Memory relative to scan: of ``jax.grad`` alone where measured (the
+    outputs excluded, as in tests/test_kernels.py), else of fwd+bwd."""
+    g = r.get("grad_memory_vs_scan")
+    return g if g is not None else r["memory_vs_scan"]
+
+
+def _ratio_text(r: dict[str, Any]) -> str:
+    text = _fmt(r.get("memory_vs_scan"), ".3f")
+    g = r.get("grad_memory_vs_scan")
+    return text if g is None else f"{text} ({g:.3f})"
 
 
 def targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
@@ -734,12 +771,12 @@ def targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
                 out.append((f"{cell} T=1000 (64,512): {impl} ≥ 70% of GEMM peak", f"{s:.0%}", verdict(s >= 0.7)))
     for r in rows:
         if r["impl"] == "fused-states" and r["memory_vs_scan"] is not None and r["T"] >= 1000:
-            m = r["memory_vs_scan"]
-            out.append((f"{r['cell']} T={r['T']} ({r['B']},{r['H']}): states memory ≤ 1/5 of scan", f"{m:.3f}", verdict(m <= 0.2)))
+            m = memory_ratio(r)
+            out.append((f"{r['cell']} T={r['T']} ({r['B']},{r['H']}): states memory ≤ 1/5 of scan", _ratio_text(r), verdict(m <= 0.2)))
     for r in rows:
         if r["impl"] == "fused-ckpt" and r["T"] == 10000 and r["memory_vs_scan"] is not None:
-            m = r["memory_vs_scan"]
-            out.append((f"{r['cell']} T=10000 ({r['B']},{r['H']}): ckpt memory ≤ 1/20 of scan", f"{m:.3f}", verdict(m <= 0.05)))
+            m = memory_ratio(r)
+            out.append((f"{r['cell']} T=10000 ({r['B']},{r['H']}): ckpt memory ≤ 1/20 of scan", _ratio_text(r), verdict(m <= 0.05)))
             st = (by.get((r["cell"], 10000, r["B"], r["H"], "fused-states")) or {}).get("fwdbwd") or {}
             if r["fwdbwd"] and r["fwdbwd"].get("seconds") and st.get("seconds"):
                 q = r["fwdbwd"]["seconds"] / st["seconds"]
@@ -773,7 +810,9 @@ def markdown(result: dict[str, Any]) -> str:
         ("Times are medians (µs per step); tok/s and GFLOP/s are for fwd+bwd; "
          "memory is the compiled temporary memory of the fwd+bwd function; "
          "×Flax, ×torch, ×scan are fwd+bwd speedups (above 1: faster than that peer); "
-         "mem/scan is memory relative to `impl=\"scan\"`."),
+         "mem/scan is memory relative to `impl=\"scan\"`. In parentheses: the same for `jax.grad` "
+         "alone (no loss value, so the outputs need not be kept; the measure of the engine's tests), "
+         "which the memory targets use."),
         "",
     ]
     header = "| cell | T | B | H | impl | fwd µs/step | fwd+bwd µs/step | tok/s | GFLOP/s | % peak | temp MB | mem/scan | ×Flax | ×torch | ×scan |"
@@ -796,8 +835,8 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{_fmt(f.get('us_per_step'), '.1f')} | {_fmt(fb.get('us_per_step'), '.1f')} | "
                 f"{_fmt(fb.get('tokens_per_s'), '.3g')} | {_fmt(fb.get('gflops'), '.1f')} | "
                 f"{_fmt(fb.get('peak_share') and 100 * fb['peak_share'], '.0f', '%')} | "
-                f"{_mb(fb.get('temp_bytes') if fb else (f or {}).get('temp_bytes'))} | "
-                f"{_fmt(r['memory_vs_scan'], '.3f')} | {_fmt(r['speedup_vs_flax'], '.2f', '×')} | "
+                f"{_mb(fb.get('temp_bytes'))}{_grad_mb(r)} | "
+                f"{_ratio_text(r)} | {_fmt(r['speedup_vs_flax'], '.2f', '×')} | "
                 f"{_fmt(r['speedup_vs_torch'], '.2f', '×')} | {_fmt(r['speedup_vs_scan'], '.2f', '×')} |"
                 + (f" {_mb(r.get('device_peak_bytes'))} |" if device_peak else "")
             )
@@ -1000,6 +1039,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt-every", type=int, default=None, help="K of fused-ckpt (residuals=K); default ceil(sqrt(T))")
     p.add_argument("--torch-threads", type=int, default=os.cpu_count() or 1, help="torch.set_num_threads for PyTorch on CPU")
     p.add_argument("--peak-size", type=int, default=None, help="n of the n x n GEMM that measures the peak (default 2048 on CPU, 8192 on GPU)")
+    p.add_argument("--no-grad-memory", dest="grad_memory", action="store_false",
+                   help="skip compiling jax.grad alone (the memory without the outputs) for the engine and scan at T >= 1000")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
 
@@ -1084,7 +1125,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:  # noqa: BLE001 (report and go on: one broken peer must not sink a long run)
             row = {"cell": case.cell, "T": case.T, "B": case.B, "H": case.H, "I": case.I, "impl": impl,
                    "residuals": None, "status": "error", "reason": f"{type(e).__name__}: {e}"[:500],
-                   "check": None, "fwd": None, "fwdbwd": None}
+                   "check": None, "fwd": None, "fwdbwd": None, "grad_temp_bytes": None}
         if row["status"] in ("check failed", "error"):
             print(f"\n{impl} at {case.label()}: {row['status']}: {row['reason']}", file=sys.stderr)
         rows.append(row)

@@ -135,3 +135,13 @@ def test_docs_block_is_replaced_between_its_markers(bptt, tmp_path, monkeypatch)
     assert text.startswith("# B") and text.rstrip().endswith("after")
     assert "--quick" in text and "![memory](benchmarks/memory.png)" in text
     assert (tmp_path / "benchmarks" / "memory.png").read_bytes() == b"png"
+
+
+def test_gradient_alone_is_compiled_from_shapes(bptt):
+    """The memory of jax.grad alone (no loss value): compiled from shapes, no data."""
+    case = bptt.Case("gru", 16, 2, 4)
+    shapes = bptt.abstract_inputs(case, jnp.float32)
+    assert isinstance(shapes.xs, jax.ShapeDtypeStruct)
+    runner = bptt.build_jax("fused-ckpt", case, shapes, (), K=4, execute=False, grad_memory=True)
+    assert runner.fwd is None and runner.fwdbwd is None
+    assert runner.temp_bytes["grad"] > 0
