@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -172,6 +172,24 @@ def _validity(lengths: Array | None, start: Any, size: int, batch: int) -> Array
     return t < lengths[None, :]
 
 
+class _Transposed(NamedTuple):
+    w_ih: Array | None
+    w_hh: Array
+
+
+def _transposed(w: Array) -> Array:
+    """``wᵀ`` as its own row-major array.
+
+    A dot that contracts ``w``'s second axis (``dhz @ w.T``) or the rows of
+    both operands (``xᵀ @ dz``) makes XLA's CPU GEMM repack an operand at
+    every call: at B=8, H=128 the backward step's ``dhz @ W_hhᵀ`` costs
+    ~2.7x a plain ``a @ b``. Transposing once and hiding the transpose
+    behind a barrier (so that XLA does not fold it back into the dot)
+    leaves only plain row-major GEMMs.
+    """
+    return lax.optimization_barrier(w.T)
+
+
 def _flat_projection(fn: Any, x: Array) -> Array:
     """Applies a projection to ``(C, B, F)`` as ONE GEMM over ``C·B`` rows."""
     C, B = x.shape[:2]
@@ -291,6 +309,7 @@ def _backward_chunk(
     dy_c: Array,
     valid_c: Array,
     gates: tuple[Array, Array | None] | None,
+    transposed: Any,
     probed: bool = False,
 ) -> tuple[Any, Any, Array, Any]:
     """The reverse scan of one chunk, then its batched weight gradients.
@@ -300,6 +319,8 @@ def _backward_chunk(
       entry: the state entering the chunk.
       states_c: the states after each step of the chunk ``(C, B, ...)``.
       gates: ``(xz, hz)`` kept by the forward, or ``None`` to recompute.
+      transposed: ``W_hhᵀ`` and, for plain input projections, ``W_ihᵀ``,
+        materialised once per backward pass (see :func:`_transposed`).
 
     Returns:
       ``(ds_entry, dparams, dx_c, dstates_c)``: ``dstates_c`` holds the
@@ -326,8 +347,6 @@ def _backward_chunk(
         if xz_c is not None:
             hz_c = xz_c + hz_c
         xz_c = None
-    w_hh = params.w_hh
-
     def step(carry, inputs):
         ds, dp = carry
         xz_t, hz_t, s_prev, dy_t, valid_t = inputs
@@ -346,8 +365,8 @@ def _backward_chunk(
             dxz, dhz, ds_prev = vjp(total)
         if cell.elementwise:
             dh = jnp.matmul(
-                dhz.astype(w_hh.dtype),
-                w_hh.T,
+                dhz.astype(transposed.w_hh.dtype),
+                transposed.w_hh,
                 precision=opts.precision,
                 preferred_element_type=dhz.dtype,
             )
@@ -380,13 +399,58 @@ def _backward_chunk(
     flat = lambda a: a.reshape(C * B, a.shape[-1])  # noqa: E731
     if additive:
         dxz_c = dhz_c
-    _, vjp_in = jax.vjp(proj_in, params, flat(x_c))
-    dp_in, dx = vjp_in(flat(dxz_c))
-    dp = _acc_add(_zeros_acc(params) if dp is None else dp, dp_in)
+    dp = _zeros_acc(params) if dp is None else dp
+    if _plain_gemms(cell, params, "input_projection"):
+        dxz = flat(dxz_c)
+        dx = _nn_dot(dxz, transposed.w_ih, opts)
+        grads = {"w_ih": _nn_dot(_transposed(flat(x_c)), dxz, opts), "b": dxz.sum(0)}
+        dp = _acc_add(dp, params._replace(**_fill(params, grads)))
+    else:
+        _, vjp_in = jax.vjp(proj_in, params, flat(x_c))
+        dp_in, dx = vjp_in(flat(dxz_c))
+        dp = _acc_add(dp, dp_in)
     if dhz_c is not None:
-        _, vjp_rec = jax.vjp(lambda p: proj_rec(p, flat(h_prev)), params)
-        dp = _acc_add(dp, vjp_rec(flat(dhz_c))[0])
+        dhz = flat(dhz_c)
+        if _plain_gemms(cell, params, "recurrent_projection"):
+            grads = {"w_hh": _nn_dot(_transposed(flat(h_prev)), dhz, opts)}
+            dp = _acc_add(dp, params._replace(**_fill(params, grads)))
+            _, vjp_rb = jax.vjp(cell.recurrent_bias, params)
+            if cell.recurrent_bias(params) is not None:
+                dp = _acc_add(dp, vjp_rb(dhz.sum(0))[0])
+        else:
+            _, vjp_rec = jax.vjp(lambda p: proj_rec(p, flat(h_prev)), params)
+            dp = _acc_add(dp, vjp_rec(dhz)[0])
     return ds_entry, dp, dx.reshape(C, B, x_c.shape[-1]), dstates_c
+
+
+# When False, the batched gradients go through jax.vjp of the cell's
+# projections (the generic path every cell can take); kept as a switch for
+# benchmarks and tests.
+_NN_GEMMS = True
+
+
+def _plain_gemms(cell: Cell, params: Any, method: str) -> bool:
+    """Whether ``cell.<method>`` is the base class's ``x @ w (+ b)`` on full
+    precision weights, so its gradients can be written as row-major GEMMs."""
+    if not _NN_GEMMS or getattr(type(cell), method) is not getattr(Cell, method):
+        return False
+    if not hasattr(params, "_replace"):
+        return False
+    w = params.w_ih if method == "input_projection" else params.w_hh
+    return accumulation_dtype(w.dtype) == w.dtype
+
+
+def _fill(params: Any, grads: dict) -> dict:
+    """``grads`` plus zeros for every other field of a params NamedTuple."""
+    return {
+        name: grads[name] if name in grads else jnp.zeros_like(getattr(params, name))
+        for name in params._fields
+    }
+
+
+def _nn_dot(a: Array, b: Array, opts: Options) -> Array:
+    """``a @ b`` with both operands row-major and contracted the plain way."""
+    return jnp.matmul(a, b, precision=opts.precision, preferred_element_type=a.dtype)
 
 
 def _backward(
@@ -414,6 +478,12 @@ def _backward(
     checkpoints = opts.residuals == "checkpoints"
 
     probed = probe is not None
+    transposed = _Transposed(
+        w_ih=_transposed(params.w_ih)
+        if _plain_gemms(cell, params, "input_projection")
+        else None,
+        w_hh=_transposed(params.w_hh),
+    )
 
     def run(ds, dp, dxs, dpr, start, size, extra):
         valid = _validity(lengths, start, size, B)
@@ -427,7 +497,7 @@ def _backward(
         gates = extra if opts.residuals == "gates" else None
         ds, dp_c, dx_c, dst_c = _backward_chunk(
             cell, params, opts, clip, ds, entry, states, x_c,
-            _take(d_ys, start, size, opts), valid, gates, probed,
+            _take(d_ys, start, size, opts), valid, gates, transposed, probed,
         )
         if probed:
             dpr = _tmap(lambda q, part: _put(q, part, start, opts), dpr, dst_c)
