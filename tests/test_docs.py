@@ -148,7 +148,7 @@ def test_every_public_name_is_rendered_by_a_block():
         paths = [f"{module_name}.{name}", canonical_path(obj)]
         if not any(path and covered(path, blocks) for path in paths):
             missing.append(f"{module_name}.{name}")
-    assert not missing, f"public names no '::: ' block in docs/api/ renders: {missing}"
+    assert not missing, f"public names that no '::: ' block in docs/api/ renders: {missing}"
 
 
 def test_every_public_name_has_a_docstring(griffe_package):
