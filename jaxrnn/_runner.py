@@ -66,6 +66,11 @@ class Config:
     block: int = 100
     impl: str = "fused"
     residuals: Any = "states"
+    #: the learning rate decays linearly from lr to ``lr * final_lr`` over
+    #: ``decay_steps`` steps (``None``: constant), which keeps a run from
+    #: wandering off a solution it found late
+    decay_steps: int | None = None
+    final_lr: float = 0.1
 
 
 class Run(NamedTuple):
@@ -76,12 +81,17 @@ class Run(NamedTuple):
     clip: float | None  # None: no clipping
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _init_state(cell: _cells.Cell, optimizer: str, keys: jax.Array, task: Task) -> tuple[Any, Any]:
+    params = jax.vmap(lambda k: task.init_params(cell, k))(keys)
+    return params, jax.vmap(make_optimizer(optimizer).init)(params)
+
+
 def init(cfg: Config, task: Task, runs: Sequence[Run]) -> tuple[Any, Any, Any]:
     """Stacked ``(params, opt_state, hyper)`` for ``runs`` (leading axis = run);
     ``hyper (runs, 2)`` holds each run's learning rate and clipping threshold."""
     keys = jnp.stack([jax.random.PRNGKey(r.seed) for r in runs])
-    params = jax.vmap(lambda k: task.init_params(cfg.cell, k))(keys)
-    opt_state = jax.vmap(make_optimizer(cfg.optimizer).init)(params)
+    params, opt_state = _init_state(cfg.cell, cfg.optimizer, keys, task)
     hyper = jnp.asarray(
         [[r.lr, math.inf if r.clip is None else r.clip] for r in runs], jnp.float32
     )  # (runs, 2): learning rate, clipping threshold
@@ -89,17 +99,21 @@ def init(cfg: Config, task: Task, runs: Sequence[Run]) -> tuple[Any, Any, Any]:
 
 
 @functools.partial(jax.jit, static_argnums=0, donate_argnums=(1, 2))
-def run_block(cfg: Config, params: Any, opt_state: Any, hyper: jax.Array, keys: jax.Array, task: Task):
-    """``cfg.block`` steps for every run; ``keys (runs, 2)`` are the block's
-    data keys. Returns the new params and optimizer state and per-step metrics
+def run_block(
+    cfg: Config, params: Any, opt_state: Any, hyper: jax.Array, keys: jax.Array, steps: jax.Array,
+    task: Task,
+):
+    """``cfg.block`` steps for every run; ``keys (runs, block, 2)`` are the
+    data keys of its steps, ``steps (block,)`` their indices. Returns the new params and optimizer state and per-step metrics
     ``(runs, block)``: loss, grad_norm (before clipping), clipped."""
     tx = make_optimizer(cfg.optimizer)
     loss_fn = task.make_loss(cfg.cell, impl=cfg.impl, residuals=cfg.residuals)
 
-    def one_run(params, opt_state, hyper, key):
+    def one_run(params, opt_state, hyper, keys, steps):
         lr, max_norm = hyper[0], hyper[1]
 
-        def step(carry, k):
+        def step(carry, inputs):
+            k, i = inputs
             params, opt_state = carry
             batch = task.sample(k, cfg.batch_size)
             loss, grads = jax.value_and_grad(loss_fn)(params, batch)
@@ -108,16 +122,20 @@ def run_block(cfg: Config, params: Any, opt_state: Any, hyper: jax.Array, keys: 
             # which strict dtype promotion rejects; the rest stays strict.
             with jax.numpy_dtype_promotion("standard"):
                 updates, opt_state = tx.update(grads, opt_state, params)
-            updates = jax.tree_util.tree_map(lambda u: lr.astype(u.dtype) * u, updates)
+            rate = lr
+            if cfg.decay_steps is not None:
+                frac = jnp.minimum(i.astype(jnp.float32) / cfg.decay_steps, 1.0)
+                rate = lr * (1.0 - (1.0 - cfg.final_lr) * frac)
+            updates = jax.tree_util.tree_map(lambda u: rate.astype(u.dtype) * u, updates)
             params = optax.apply_updates(params, updates)
             return (params, opt_state), (loss, norm, clipped)
 
         (params, opt_state), (loss, norm, clipped) = jax.lax.scan(
-            step, (params, opt_state), jax.random.split(key, cfg.block)
+            step, (params, opt_state), (keys, steps)
         )
         return params, opt_state, {"loss": loss, "grad_norm": norm, "clipped": clipped}
 
-    return jax.vmap(one_run)(params, opt_state, hyper, keys)
+    return jax.vmap(one_run, in_axes=(0, 0, 0, 0, None))(params, opt_state, hyper, keys, steps)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -129,6 +147,11 @@ def evaluate(cell: _cells.Cell, impl: str, params: Any, inputs: jax.Array, targe
         return task.loss(out, targets), task.metric(out, targets)
 
     return jax.vmap(one)(params)
+
+
+@jax.jit
+def _step_keys(key: jax.Array, steps: jax.Array) -> jax.Array:
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(steps)
 
 
 def train(
@@ -164,8 +187,11 @@ def train(
 
     record_eval(0)
     for b in range(n_blocks):
-        keys = jnp.stack([jax.random.fold_in(k, b) for k in data_keys])
-        params, opt_state, metrics = run_block(cfg, params, opt_state, hyper, keys, task)
+        # One data key per step (not per block), so the data a run sees does
+        # not depend on the block size.
+        steps_b = jnp.arange(b * cfg.block, (b + 1) * cfg.block)
+        keys = jnp.stack([_step_keys(k, steps_b) for k in data_keys])
+        params, opt_state, metrics = run_block(cfg, params, opt_state, hyper, keys, steps_b, task)
         for name in logs:
             logs[name].append(np.asarray(metrics[name]))
         if (b + 1) % eval_every == 0 or b == n_blocks - 1:

@@ -271,6 +271,9 @@ def _spectrum(cell: Cell, params: Any, xs: Array, state: Any, k: int) -> Array:
             # A zero product stays zero: its scale becomes -inf, M stays 0.
             scale = scale + jnp.log(n)
             m = m / jnp.where(n > 0, n, 1.0)
+            # Directions ~30 decades below the largest carry nothing float32
+            # can resolve; zeroing them keeps denormals (slow on CPUs) out.
+            m = jnp.where(jnp.abs(m) < 1e-30, jnp.zeros_like(m), m)
             return (step(s, x), m, scale), (m, scale)
 
         eye = jnp.eye(flat0.shape[0], dtype=flat0.dtype)
@@ -278,8 +281,10 @@ def _spectrum(cell: Cell, params: Any, xs: Array, state: Any, k: int) -> Array:
         _, (ms, scales) = lax.scan(body, (flat0, eye, zero), xs)
         sv = jnp.linalg.svd(ms, compute_uv=False)[:, :k]  # (T, k), descending
         # log(0) = -inf: a singular value that is exactly zero (a dead unit, a
-        # rank-deficient step) stays -inf rather than a made-up floor.
-        return scales[:, None] + jnp.log(sv)
+        # rank-deficient step) stays -inf rather than a made-up floor; a
+        # non-finite product (NaN parameters, an overflow) gives NaN.
+        log_sv = scales[:, None] + jnp.log(sv)
+        return jnp.where(jnp.isnan(scales)[:, None], jnp.nan, log_sv)
 
     return jax.vmap(one)(xs, state)
 
@@ -303,7 +308,7 @@ def growth_rate(log_sv: Array) -> Array:
         return jnp.zeros(log_sv.shape[:-1], log_sv.dtype)
     # A Jacobian that is exactly zero (every unit dead) has log σ = -inf: the
     # gradient is gone, at rate -inf.
-    dead = jnp.any(jnp.isneginf(log_sv), axis=-1)
+    dead = jnp.any(jnp.isneginf(log_sv), axis=-1) & ~jnp.any(jnp.isnan(log_sv), axis=-1)
     log_sv = jnp.where(jnp.isneginf(log_sv), 0.0, log_sv)
     t = jnp.arange(1, T + 1, dtype=log_sv.dtype)
     tc = t - jnp.mean(t)
@@ -321,7 +326,9 @@ def verdict(rate: float, horizon: int = 100, factor: float = 10.0) -> str:
     ``|rate| > 0.023``).
 
     Args:
-      rate: nats per step, e.g. :attr:`JacobianSpectrum.growth_rate`.
+      rate: nats per step, e.g. :attr:`JacobianSpectrum.growth_rate`; NaN
+        (non-finite parameters or states) counts as exploding, ``-inf`` (a
+        zero Jacobian) as vanishing.
       horizon: the number of steps that matters (e.g. the task's length).
       factor: the change over ``horizon`` steps that counts as a problem.
     """
