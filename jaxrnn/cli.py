@@ -337,7 +337,7 @@ def _demo(args: argparse.Namespace) -> int:
           f"(training {train_s:.0f}s, diagnostics {diag_s:.0f}s)")
 
     title = (f"jaxrnn demo: adding problem, batch {args.batch}, H={args.hidden}, "
-             f"{args.steps} steps, seed {args.seed}")
+             f"{args.steps} steps (irnn {2 * args.steps}), seed {args.seed}")
     summary = _table(rows, header) + (
         f"\nbaseline: predicting the mean scores MSE {baseline:.3f}. Solved: test MSE <= {SOLVED_MSE}. "
         "Jacobian: growth of the largest singular value of dh_t/dh_0 over T steps (panels e, f)."
