@@ -43,7 +43,7 @@ def main() -> None:
 
     print(f"copy memory, delay {args.delay}, {args.cell}: baseline cross-entropy {task.baseline:.4f}")
     for i in range(args.steps):
-        state, metrics = step(state, sample(jax.random.PRNGKey(2 + i), 32))
+        state, _ = step(state, sample(jax.random.PRNGKey(2 + i), 32))
         if (i + 1) % 100 == 0:
             loss, accuracy = evaluate(state.params)
             print(f"step {i + 1:5d}  test cross-entropy {float(loss):.4f}  "

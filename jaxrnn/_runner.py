@@ -12,7 +12,8 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -192,8 +193,8 @@ def train(
         steps_b = jnp.arange(b * cfg.block, (b + 1) * cfg.block)
         keys = jnp.stack([_step_keys(k, steps_b) for k in data_keys])
         params, opt_state, metrics = run_block(cfg, params, opt_state, hyper, keys, steps_b, task)
-        for name in logs:
-            logs[name].append(np.asarray(metrics[name]))
+        for name, log in logs.items():
+            log.append(np.asarray(metrics[name]))
         if (b + 1) % eval_every == 0 or b == n_blocks - 1:
             record_eval((b + 1) * cfg.block)
         if on_block is not None:

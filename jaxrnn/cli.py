@@ -20,8 +20,9 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 
@@ -272,7 +273,7 @@ def _demo(args: argparse.Namespace) -> int:
         t_diag = time.perf_counter()
         params0, _, _ = R.init(cfg, task, [R.Run(args.seed, m.lr, m.clip) for m in members])
         before = [
-            _diagnose(cell, task, args.impl, jax.tree_util.tree_map(lambda x: x[i], params0),
+            _diagnose(cell, task, args.impl, jax.tree_util.tree_map(lambda x, i=i: x[i], params0),
                       diag_inputs, diag_targets)
             for i in range(len(members))
         ]
@@ -285,7 +286,7 @@ def _demo(args: argparse.Namespace) -> int:
             )
         seconds = res["seconds"]
         for i, m in enumerate(members):
-            params = jax.tree_util.tree_map(lambda x: x[i], res["params"])
+            params = jax.tree_util.tree_map(lambda x, i=i: x[i], res["params"])
             t_diag = time.perf_counter()
             after = _diagnose(cell, task, args.impl, params, diag_inputs, diag_targets)
             diag_seconds += time.perf_counter() - t_diag

@@ -34,7 +34,8 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -47,11 +48,11 @@ from .cells import Cell, accumulation_dtype
 from .kernels import _engine
 
 __all__ = [
-    "state_gradients",
-    "state_gradient_norms",
     "JacobianSpectrum",
-    "jacobian_spectrum",
     "growth_rate",
+    "jacobian_spectrum",
+    "state_gradient_norms",
+    "state_gradients",
     "verdict",
 ]
 

@@ -44,8 +44,9 @@ import functools
 import math
 import os
 import sysconfig
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -56,21 +57,21 @@ from .cells import Cell
 from .rnn import rnn
 
 __all__ = [
-    "Task",
+    "TASKS",
     "Adding",
-    "CopyMemory",
-    "TemporalOrder",
     "CharLM",
-    "SequentialMNIST",
     "CharVocab",
+    "CopyMemory",
+    "SequentialMNIST",
+    "Task",
+    "TemporalOrder",
     "adding",
     "copy_memory",
-    "temporal_order",
-    "stdlib_text",
-    "load_text",
     "load_mnist",
+    "load_text",
     "sample_text",
-    "TASKS",
+    "stdlib_text",
+    "temporal_order",
 ]
 
 Array = jax.Array
@@ -188,7 +189,7 @@ class CharVocab(NamedTuple):
     chars: str
 
     @classmethod
-    def from_text(cls, text: str) -> "CharVocab":
+    def from_text(cls, text: str) -> CharVocab:
         return cls("".join(sorted(set(text))))
 
     def __len__(self) -> int:
@@ -497,7 +498,7 @@ class CharLM(Task):
     unigram_entropy: float = 0.0
 
     @classmethod
-    def from_text(cls, text: str | None = None, length: int = 100) -> "CharLM":
+    def from_text(cls, text: str | None = None, length: int = 100) -> CharLM:
         """A task over ``text`` (``None``: :func:`stdlib_text`)."""
         text = stdlib_text() if text is None else _clean(text)
         length = _check_length("length", length, 1)
@@ -544,7 +545,7 @@ class SequentialMNIST(Task):
     def from_npz(
         cls, path: str | os.PathLike, *, split: str = "train", permuted: bool = False,
         permutation_seed: int = 0,
-    ) -> "SequentialMNIST":
+    ) -> SequentialMNIST:
         """A task over the ``split`` (``"train"`` or ``"test"``) of a local ``mnist.npz``."""
         if split not in ("train", "test"):
             raise ValueError(f'split must be "train" or "test", got {split!r}')
