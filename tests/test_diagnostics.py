@@ -86,8 +86,10 @@ def full_final_c(cell, params, xs, state):
     return jr.rnn(cell, params, xs, state, impl="scan")[0].c
 
 
-@pytest.mark.parametrize("residuals", ["states", 3])
-def test_fused_and_scan_agree(lstm_case, residuals):
+def test_fused_and_scan_agree(lstm_case):
+    # (tests/test_kernels.py holds the engine's probe to the scan for every
+    # residual policy; here the default one, through the public function)
+    residuals = "states"
     cell, params, xs, state, loss_fn = lstm_case
     l1, g1 = D.state_gradients(cell, params, xs, loss_fn, state, impl="scan")
     l2, g2 = D.state_gradients(cell, params, xs, loss_fn, state, impl="fused", residuals=residuals)
