@@ -32,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -84,10 +83,6 @@ def _prepare(cell: Cell, params: Any, xs: Any, state: Any, impl: str, loss_fn: A
     return batch_shape, state
 
 
-def _fused_takes_probe() -> bool:
-    return "probe" in inspect.signature(_engine.fused_rnn).parameters
-
-
 def state_gradients(
     cell: Cell,
     params: Any,
@@ -117,9 +112,6 @@ def state_gradients(
       :class:`~jaxrnn.LSTMState` of two such arrays for an LSTM); entry ``t``
       is the total gradient of the loss with respect to the state after step
       ``t`` (0-based: the state after reading ``xs[..., t, :]``).
-
-    Raises:
-      NotImplementedError: for ``impl="fused"`` when the engine has no probe.
     """
     batch_shape, state = _prepare(cell, params, xs, state, impl, loss_fn)
     T = xs.shape[-2]
@@ -129,11 +121,6 @@ def state_gradients(
     probe = jax.tree_util.tree_map(
         lambda s: jnp.zeros((B, T, cell.hidden_size), s.dtype), flat_state
     )
-    if impl == "fused" and not _fused_takes_probe():
-        raise NotImplementedError(
-            'impl="fused" needs the engine\'s gradient probe, which this version '
-            'of jaxrnn.kernels lacks; use impl="scan"'
-        )
 
     def unflat(tree: Any, time_axis: bool) -> Any:
         extra = (T,) if time_axis else ()
