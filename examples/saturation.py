@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-import jaxrnn as jr  # noqa: E402
+import jaxrnn as jr
 
 SCALES = (0.5, 1.0, 1.5, 3.0)
 T, H, BATCH = 100, 64, 32
