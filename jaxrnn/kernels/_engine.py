@@ -185,12 +185,6 @@ def _transposed(w: Array) -> Array:
     return lax.optimization_barrier(w.T)
 
 
-# Switches for A/B benchmarks of the two CPU workarounds below (and
-# ``_NN_GEMMS``); the engine is correct either way.
-_PREFETCH = True
-_BARRIER = True
-
-
 def _scan(step: Any, init: Any, xs: Any, *, reverse: bool = False, unroll: Any = 1) -> Any:
     """``lax.scan(step, init, xs)`` with each step's inputs read one step ahead.
 
@@ -203,8 +197,6 @@ def _scan(step: Any, init: Any, xs: Any, *, reverse: bool = False, unroll: Any =
     through a barrier, so the output writes do not pull the elementwise work
     into themselves either.
     """
-    if not _PREFETCH:
-        return lax.scan(step, init, xs, reverse=reverse, unroll=unroll)
     length = jax.tree_util.tree_leaves(xs)[0].shape[0]
     first = length - 1 if reverse else 0
 
@@ -214,8 +206,7 @@ def _scan(step: Any, init: Any, xs: Any, *, reverse: bool = False, unroll: Any =
     def body(carry, t):
         c, x_t = carry
         c, y = step(c, x_t)
-        if _BARRIER:
-            c, y = lax.optimization_barrier((c, y))
+        c, y = lax.optimization_barrier((c, y))
         nxt = jnp.clip(t - 1 if reverse else t + 1, 0, length - 1)
         return (c, at(nxt)), y
 
@@ -443,8 +434,7 @@ def _backward_chunk(
         dx = jnp.matmul(
             dxz, params.w_ih.T, precision=opts.precision, preferred_element_type=dxz.dtype
         )
-        grads = {"w_ih": _nn_dot(_transposed(flat(x_c)), dxz, opts), "b": dxz.sum(0)}
-        dp = _acc_add(dp, params._replace(**_fill(params, grads)))
+        dp = _acc_fields(dp, w_ih=_nn_dot(_transposed(flat(x_c)), dxz, opts), b=dxz.sum(0))
     else:
         _, vjp_in = jax.vjp(proj_in, params, flat(x_c))
         dp_in, dx = vjp_in(flat(dxz_c))
@@ -452,10 +442,9 @@ def _backward_chunk(
     if dhz_c is not None:
         dhz = flat(dhz_c)
         if _plain_gemms(cell, params, "recurrent_projection"):
-            grads = {"w_hh": _nn_dot(_transposed(flat(h_prev)), dhz, opts)}
-            dp = _acc_add(dp, params._replace(**_fill(params, grads)))
-            _, vjp_rb = jax.vjp(cell.recurrent_bias, params)
-            if cell.recurrent_bias(params) is not None:
+            dp = _acc_fields(dp, w_hh=_nn_dot(_transposed(flat(h_prev)), dhz, opts))
+            rb, vjp_rb = jax.vjp(cell.recurrent_bias, params)
+            if rb is not None:
                 dp = _acc_add(dp, vjp_rb(dhz.sum(0))[0])
         else:
             _, vjp_rec = jax.vjp(lambda p: proj_rec(p, flat(h_prev)), params)
@@ -463,16 +452,10 @@ def _backward_chunk(
     return ds_entry, dp, dx.reshape(C, B, x_c.shape[-1]), dstates_c
 
 
-# When False, the batched gradients go through jax.vjp of the cell's
-# projections (the generic path every cell can take); kept as a switch for
-# benchmarks and tests.
-_NN_GEMMS = True
-
-
 def _plain_gemms(cell: Cell, params: Any, method: str) -> bool:
     """Whether ``cell.<method>`` is the base class's ``x @ w (+ b)`` on full
     precision weights, so its gradients can be written as row-major GEMMs."""
-    if not _NN_GEMMS or getattr(type(cell), method) is not getattr(Cell, method):
+    if getattr(type(cell), method) is not getattr(Cell, method):
         return False
     if not hasattr(params, "_replace"):
         return False
@@ -480,12 +463,11 @@ def _plain_gemms(cell: Cell, params: Any, method: str) -> bool:
     return accumulation_dtype(w.dtype) == w.dtype
 
 
-def _fill(params: Any, grads: dict) -> dict:
-    """``grads`` plus zeros for every other field of a params NamedTuple."""
-    return {
-        name: grads[name] if name in grads else jnp.zeros_like(getattr(params, name))
-        for name in params._fields
-    }
+def _acc_fields(acc: Any, **grads: Array) -> Any:
+    """Adds ``grads`` to the named fields of an accumulator NamedTuple."""
+    return acc._replace(
+        **{k: getattr(acc, k) + g.astype(getattr(acc, k).dtype) for k, g in grads.items()}
+    )
 
 
 def _nn_dot(a: Array, b: Array, opts: Options) -> Array:
