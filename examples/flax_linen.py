@@ -29,17 +29,12 @@ import jaxrnn.flax as jf
 
 
 def adding_batch(key, batch, length):
-    """Inputs (batch, length, 2), lengths (batch,) and targets (batch,)."""
-    k_len, k_val, k_first, k_second = jax.random.split(key, 4)
+    """Adding-problem sequences of random lengths in [length/2, length]:
+    inputs (batch, length, 2), lengths (batch,) and targets (batch,)."""
+    k_len, k_data = jax.random.split(key)
     lengths = jax.random.randint(k_len, (batch,), length // 2, length + 1)
-    values = jax.random.uniform(k_val, (batch, length))
-    half = lengths // 2
-    first = jax.random.randint(k_first, (batch,), 0, half)
-    second = jax.random.randint(k_second, (batch,), half, lengths)
-    steps = jnp.arange(length)[None, :]
-    markers = ((steps == first[:, None]) | (steps == second[:, None])).astype(values.dtype)
-    targets = jnp.sum(values * markers, axis=1)
-    return jnp.stack([values, markers], axis=-1), lengths, targets
+    xs, targets = jr.tasks.adding(k_data, batch, length, seq_lengths=lengths)
+    return xs, lengths, targets
 
 
 class Adder(nn.Module):

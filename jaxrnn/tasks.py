@@ -81,7 +81,9 @@ Array = jax.Array
 # pure generators
 
 
-def adding(key: Array, batch_size: int, length: int) -> tuple[Array, Array]:
+def adding(
+    key: Array, batch_size: int, length: int, *, seq_lengths: Any = None
+) -> tuple[Array, Array]:
     """A batch of the adding problem.
 
     Each step carries a value ``~ U[0, 1]`` and a marker in ``{0, 1}``; one
@@ -93,15 +95,35 @@ def adding(key: Array, batch_size: int, length: int) -> tuple[Array, Array]:
       key: a PRNG key.
       batch_size: ``B``.
       length: ``T >= 2``.
+      seq_lengths: optional integer lengths ``(B,)``, each in ``[2, T]``
+        (not checked when traced): the markers then fall in the halves of
+        each example's first ``seq_lengths[b]`` steps, for
+        ``jaxrnn.rnn(..., seq_lengths=...)``; steps past a length are padding.
 
     Returns:
       ``inputs (B, T, 2)`` float32 (value, marker) and ``targets (B,)``.
+
+    Raises:
+      ValueError: ``seq_lengths`` is not shaped ``(B,)``.
+      TypeError: ``seq_lengths`` is not an integer array.
     """
+    if seq_lengths is None:
+        end = length
+    else:
+        seq_lengths = jnp.asarray(seq_lengths)
+        if seq_lengths.shape != (batch_size,):
+            raise ValueError(
+                f"seq_lengths must have shape ({batch_size},) (one length per example), "
+                f"got shape {seq_lengths.shape}"
+            )
+        if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
+            raise TypeError(f"seq_lengths must be integers, got dtype {seq_lengths.dtype}")
+        end = seq_lengths[:, None]
     k_val, k_first, k_second = jax.random.split(key, 3)
     values = jax.random.uniform(k_val, (batch_size, length), jnp.float32)
-    half = length // 2
+    half = end // 2
     first = jax.random.randint(k_first, (batch_size, 1), 0, half)
-    second = jax.random.randint(k_second, (batch_size, 1), half, length)
+    second = jax.random.randint(k_second, (batch_size, 1), half, end)
     t = jnp.arange(length)[None, :]
     markers = ((t == first) | (t == second)).astype(jnp.float32)
     targets = jnp.sum(values * markers, axis=1)

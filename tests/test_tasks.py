@@ -37,6 +37,28 @@ def test_adding_markers_targets_and_baseline():
     assert task.baseline == pytest.approx(1 / 6)
 
 
+def test_adding_with_seq_lengths():
+    """Markers fall in the halves of each example's own length."""
+    T, B = 12, 500
+    lengths = jax.random.randint(jax.random.PRNGKey(3), (B,), 2, T + 1)
+    inputs, targets = jax.jit(tasks.adding, static_argnums=(1, 2))(
+        jax.random.PRNGKey(4), B, T, seq_lengths=lengths
+    )
+    values, markers = np.asarray(inputs[..., 0]), np.asarray(inputs[..., 1])
+    steps, ends = np.arange(T)[None, :], np.asarray(lengths)[:, None]
+    first_half, second_half = steps < ends // 2, (steps >= ends // 2) & (steps < ends)
+    np.testing.assert_array_equal((markers * first_half).sum(1), 1)
+    np.testing.assert_array_equal((markers * second_half).sum(1), 1)
+    np.testing.assert_allclose(targets, (values * markers).sum(1), rtol=1e-6)
+    # Without seq_lengths: the fixed-length problem, unchanged.
+    fixed, _ = tasks.adding(jax.random.PRNGKey(4), B, T)
+    np.testing.assert_array_equal(fixed[..., 0], inputs[..., 0])
+    with pytest.raises(ValueError, match=r"seq_lengths must have shape \(500,\)"):
+        tasks.adding(jax.random.PRNGKey(4), B, T, seq_lengths=lengths[:3])
+    with pytest.raises(TypeError, match="seq_lengths must be integers"):
+        tasks.adding(jax.random.PRNGKey(4), B, T, seq_lengths=jnp.ones((B,)))
+
+
 def test_copy_memory_layout_and_baseline():
     T = 15
     task = tasks.CopyMemory(T)
