@@ -8,6 +8,7 @@ without reading the library's source.
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any
 
 import jax
@@ -73,3 +74,37 @@ def batch_shape(name: str, value: Any) -> tuple[int, ...]:
 def is_concrete(x: Any) -> bool:
     """Whether the values of ``x`` are known now (not a tracer under jit)."""
     return not isinstance(x, jax.core.Tracer)
+
+
+def finite_float(name: str, value: Any) -> float:
+    """Checks that ``value`` is a finite real number (an int or float, not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float, got {describe(value)}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite float, got {value!r}")
+    return float(value)
+
+
+def prng_key(name: str, value: Any) -> None:
+    """Checks that ``value`` is one PRNG key: a typed key of shape ``()``
+    (``jax.random.key``) or a raw ``uint32`` key (``jax.random.PRNGKey``).
+    Tracers are checked by their shape and dtype, like arrays."""
+    expected = "a PRNG key such as jax.random.key(0) or jax.random.PRNGKey(0)"
+    if not (hasattr(value, "shape") and hasattr(value, "dtype")):
+        raise TypeError(f"{name} must be {expected}, got {describe(value)}")
+    if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+        if value.shape != ():
+            raise TypeError(f"{name} must be one key, not a batch of keys, got {describe(value)}")
+    elif value.dtype != np.uint32:
+        raise TypeError(f"{name} must be {expected}, got {describe(value)}")
+    elif value.ndim != 1:
+        raise TypeError(
+            f"{name} must be one raw key of shape (2,) as jax.random.PRNGKey(0) makes "
+            f"it, not a batch of keys, got {describe(value)}"
+        )
+
+
+def path_like(name: str, value: Any) -> None:
+    """Checks that ``value`` is a file path: a ``str`` or an ``os.PathLike``."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (a str or os.PathLike), got {describe(value)}")

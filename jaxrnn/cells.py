@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 from typing import Any, Callable, ClassVar, NamedTuple, Union
 
 import jax
@@ -181,6 +182,13 @@ class Cell(abc.ABC):
 
     def __post_init__(self) -> None:
         _checks.positive_int("hidden_size", self.hidden_size)
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name.endswith("_init") and not callable(value):
+                raise TypeError(
+                    f"{field.name} must be an initializer, a callable "
+                    f"(key, shape, dtype) -> array, got {_checks.describe(value)}"
+                )
 
     # ---------------------------------------------------------------- layout
 
@@ -201,6 +209,7 @@ class Cell(abc.ABC):
         Returns:
           The cell's params NamedTuple (see the layout table of this module).
         """
+        _checks.prng_key("key", key)
         input_size = _checks.positive_int("input_size", input_size)
         dtype = _checks.float_dtype("dtype", dtype)
         return self.init_params(key, input_size, dtype)
@@ -259,6 +268,64 @@ class Cell(abc.ABC):
     def _param_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
         H, G = self.hidden_size, self.num_gates
         return {"w_ih": (input_size, G * H), "w_hh": (H, G * H), "b": (G * H,)}
+
+    def check_state(
+        self, state: Any, batch_shape: tuple[int, ...], params_dtype: Any, name: str = "state"
+    ) -> None:
+        """Checks that ``state`` is this cell's state for ``batch_shape`` and
+        params of ``params_dtype``: the structure of :meth:`initial_state`,
+        leaves ``(*batch_shape, H)`` in :func:`accumulation_dtype`. Shapes,
+        dtypes and structure only, so it costs nothing under ``jit``."""
+        dtype = accumulation_dtype(params_dtype)
+        template = _state_template(self, tuple(batch_shape), dtype)
+        if jax.tree_util.tree_structure(state) != jax.tree_util.tree_structure(template):
+            expected = type(template).__name__ if isinstance(template, tuple) else "an array"
+            raise TypeError(
+                f"{name} must be {expected} for {type(self).__name__}, got "
+                f"{_checks.describe(state)}"
+            )
+        for field, leaf in self.state_leaves(state).items():
+            label = name if field == "h" and not isinstance(state, tuple) else f"{name}.{field}"
+            _checks.array(label, leaf)
+            want = (*batch_shape, self.hidden_size)
+            if tuple(leaf.shape) != want:
+                raise ValueError(
+                    f"{label} must have shape {want} (the batch shape {tuple(batch_shape)} "
+                    f"of the input, then hidden_size {self.hidden_size}), got shape "
+                    f"{tuple(leaf.shape)}"
+                )
+            if leaf.dtype != dtype:
+                raise TypeError(
+                    f"{label} must have dtype {dtype} (the state dtype for "
+                    f"{jnp.dtype(params_dtype)} params), got {leaf.dtype}"
+                )
+
+    def check_step(self, params: Any, state: Any, x: Any) -> None:
+        """The checks of a single step ``cell(params, state, x)``: params of
+        this cell, ``x (*batch, I)`` in their dtype, a state for ``*batch``.
+
+        Raises:
+          TypeError, ValueError: naming the argument, the expected and the
+            received shape, dtype or structure.
+        """
+        input_size = self.check_params(params)
+        _checks.array("x", x)
+        if x.ndim < 1:
+            raise ValueError(f"x must have shape (*batch, features), got shape {tuple(x.shape)}")
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise TypeError(f"x must have a floating dtype, got {x.dtype}")
+        if x.shape[-1] != input_size:
+            raise ValueError(
+                f"x must have {input_size} features (the input_size of params.w_ih) "
+                f"on its last axis, got shape {tuple(x.shape)}"
+            )
+        dtype = params.w_ih.dtype
+        if x.dtype != dtype:
+            raise TypeError(
+                f"x has dtype {x.dtype} but params have dtype {dtype}; cast one of "
+                "them explicitly (jaxrnn does not cast silently)"
+            )
+        self.check_state(state, tuple(x.shape[:-1]), dtype)
 
     # ----------------------------------------------------------- computation
 
@@ -320,11 +387,30 @@ class Cell(abc.ABC):
           ``(new_state, y)`` with ``y = new_state.h`` of shape ``(*batch, H)``.
           With bfloat16/float16 params the state and ``y`` are float32 (see
           :func:`accumulation_dtype`).
+
+        Raises:
+          TypeError, ValueError: see :meth:`check_step`. The checks read only
+            shapes, dtypes and structure: under ``jit`` (or in a ``lax.scan``
+            body) they run once, at trace time, and cost the step nothing.
         """
+        self.check_step(params, state, x)
         new_state = self.step_from_projection(
             params, self.input_projection(params, x, precision), state, precision
         )
         return new_state, self.output(new_state)
+
+
+def _state_template(cell: Cell, batch_shape: tuple[int, ...], dtype: Any) -> Any:
+    """The shapes and dtypes of ``cell.initial_state`` (no arrays made)."""
+    try:
+        return _cached_state_template(cell, batch_shape, jnp.dtype(dtype))
+    except TypeError:  # a config with an unhashable field
+        return jax.eval_shape(lambda: cell.initial_state(batch_shape, dtype))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_state_template(cell: Cell, batch_shape: tuple[int, ...], dtype: Any) -> Any:
+    return jax.eval_shape(lambda: cell.initial_state(batch_shape, dtype))
 
 
 class _ElmanPointwise:
@@ -428,8 +514,7 @@ class IRNN(_ElmanPointwise, Cell):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)):
-            raise TypeError(f"scale must be a float, got {_checks.describe(self.scale)}")
+        _checks.finite_float("scale", self.scale)
 
     @property
     def activation(self) -> str:
@@ -483,12 +568,7 @@ class LSTM(Cell):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.forget_bias, bool) or not isinstance(
-            self.forget_bias, (int, float)
-        ):
-            raise TypeError(
-                f"forget_bias must be a float, got {_checks.describe(self.forget_bias)}"
-            )
+        _checks.finite_float("forget_bias", self.forget_bias)
 
     def init_params(self, key: Array, input_size: int, dtype: Any) -> LSTMParams:
         k1, k2, k3 = jax.random.split(key, 3)

@@ -16,10 +16,13 @@ import csv
 import dataclasses
 import functools
 import importlib.util
+import io
 import json
 import math
+import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,17 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _length(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 2, got {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 2 (the adding problem has two "
+                                         f"marked steps), got {value}")
     return value
 
 
@@ -102,12 +116,29 @@ def _residuals(text: str) -> Any:
 # helpers
 
 
-def _run_dir(out: str | None, name: str) -> Path:
+def _run_dir(out: str | None, command: str, name: str) -> Path:
     if out is None:
         out = str(Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
     path = Path(out)
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"jaxrnn {command}: error: --out must be a folder, got the file {out}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"jaxrnn {command}: error: --out {out} cannot be created: {e.strerror or e}") from None
     return path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Writes ``path`` whole or not at all: a temporary file in the same folder,
+    flushed to disk, then renamed over ``path`` (a rename within a file system
+    is atomic), so a crash never leaves it half written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -174,7 +205,10 @@ def _diagnose(cell, task, impl: str, params, inputs, targets, n_spectrum: int = 
     from . import diagnostics
 
     norms = np.asarray(_gradflow(cell, task, impl, params, inputs, targets))
-    spec = diagnostics.jacobian_spectrum(cell, params["cell"], inputs[:n_spectrum], num_singular=4)
+    # Only the largest singular value is shown; at most the state size can exist.
+    state_size = sum(int(np.size(s)) for s in jax.tree_util.tree_leaves(cell.initial_state(())))
+    spec = diagnostics.jacobian_spectrum(cell, params["cell"], inputs[:n_spectrum],
+                                         num_singular=min(4, state_size))
     top = jnp.mean(spec.log_singular_values[..., 0], axis=0)
     rate = float(diagnostics.growth_rate(top))
     horizon = int(inputs.shape[-2])
@@ -247,7 +281,7 @@ def _demo(args: argparse.Namespace) -> int:
     from . import _runner as R
     from .tasks import Adding
 
-    out = _run_dir(args.out, "demo")
+    out = _run_dir(args.out, "demo", "demo")
     runs = demo_runs(args.cells, args.length)
     # Runs of one cell and length train side by side (one compilation).
     groups: dict[tuple[str, int, str, int], list[DemoRun]] = {}
@@ -352,7 +386,7 @@ def _demo(args: argparse.Namespace) -> int:
         "total_seconds": total, "jax_backend": jax.default_backend(),
         "runs": results,
     }
-    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=1))
+    _write_atomic(out / "metrics.json", json.dumps(_jsonable(metrics), indent=1))
     print(f"wrote {out / 'report.png'} and {out / 'metrics.json'}")
     return 0
 
@@ -368,7 +402,7 @@ def _gradflow_cmd(args: argparse.Namespace) -> int:
     from . import _runner as R
     from .tasks import Adding
 
-    out = _run_dir(args.out, "gradflow")
+    out = _run_dir(args.out, "gradflow", "gradflow")
     task = Adding(args.length)
     inputs, targets = task.sample(jax.random.PRNGKey(args.seed + 1), args.batch)
     runs, rows = [], []
@@ -384,7 +418,7 @@ def _gradflow_cmd(args: argparse.Namespace) -> int:
                         "log growth/step", "verdict"]))
     title = f"gradient flow at initialisation: adding problem, T={args.length}, H={args.hidden}, seed {args.seed}"
     _report.gradflow_report(out / "gradflow.png", runs, title)
-    (out / "gradflow.json").write_text(json.dumps(_jsonable({
+    _write_atomic(out / "gradflow.json", json.dumps(_jsonable({
         "length": args.length, "hidden": args.hidden, "seed": args.seed, "runs": runs}), indent=1))
     print(f"wrote {out / 'gradflow.png'} and {out / 'gradflow.json'}")
     return 0
@@ -443,85 +477,169 @@ def _evaluate(cell, impl, task, params, batch):
     return task.loss(outputs, batch[1]), task.metric(outputs, batch[1])
 
 
+#: the settings that define a training run: ``train --resume`` refuses to
+#: continue a run made with other values (config.json in the run folder)
+RUN_SETTINGS = ("task", "length", "cell", "hidden", "optimizer", "lr", "clip_mode", "clip", "bptt_clip",
+                "batch", "seed", "text", "mnist", "permuted")
+
+
+def _run_config(args: argparse.Namespace) -> dict[str, Any]:
+    config = {k: getattr(args, k) for k in RUN_SETTINGS}
+    for k in ("text", "mnist"):  # the same file, however it is spelled
+        if config[k] is not None:
+            config[k] = os.path.abspath(config[k])
+    return {**config, "impl": args.impl, "residuals": args.residuals, "steps": args.steps}
+
+
+def _check_same_run(config_path: Path, config: dict[str, Any]) -> None:
+    """Raises a UsageError naming each run setting that differs from the saved run's."""
+    try:
+        saved = json.loads(config_path.read_text())
+    except (OSError, ValueError) as e:
+        raise UsageError(f"jaxrnn train: error: --resume: {config_path} cannot be read ({e}); "
+                         "start a new run with another --out") from None
+    diffs = [f"--{k.replace('_', '-')} is {config[k]!r} but the run was made with {saved[k]!r}"
+             for k in RUN_SETTINGS if k in saved and saved[k] != config[k]]
+    if diffs:
+        raise UsageError(f"jaxrnn train: error: --resume: {'; '.join(diffs)} (see {config_path}); "
+                         "use the run's settings, or start a new run with another --out")
+
+
+def _check_prompt(args: argparse.Namespace, task: Any) -> None:
+    """``--prompt`` must be sampleable: checked before training, not after."""
+    if args.task != "charlm" or not args.sample_chars:
+        return
+    if not args.prompt:
+        raise UsageError("jaxrnn train: error: --prompt must hold at least one character, got '' "
+                         "(or pass --sample-chars 0)")
+    missing = sorted(set(args.prompt) - set(task.vocab.chars))
+    if missing:
+        raise UsageError(f"jaxrnn train: error: --prompt {args.prompt!r} has characters that are not in the "
+                         f"text: {''.join(missing)!r}")
+
+
+def _read_history(path: Path, done: int) -> tuple[dict[str, list], list[str]]:
+    """The history in ``metrics.jsonl`` up to step ``done``, and its lines.
+
+    Lines past ``done`` (steps after the restored checkpoint, to be trained
+    again) are dropped, and so is a line cut short by a crash.
+    """
+    history: dict[str, list] = {k: [] for k in HISTORY_KEYS}
+    kept: list[str] = []
+    if not path.exists():
+        return history, kept
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            break  # the last line of a killed run may be torn
+        if row["step"] > done:
+            continue
+        kept.append(line)
+        for k in ("step", "loss", "grad_norm", "skipped"):
+            history[k].append(row[k])
+        if "eval_loss" in row:
+            history["eval_step"].append(row["step"])
+            history["eval_loss"].append(row["eval_loss"])
+            history["eval_metric"].append(row["eval_metric"])
+    return history, kept
+
+
+HISTORY_KEYS = ("step", "loss", "grad_norm", "skipped", "eval_step", "eval_loss", "eval_metric")
+
+
 def _train_cmd(args: argparse.Namespace) -> int:
     import jax
-    import numpy as np
 
     from . import _report, training
     from ._runner import CELLS
 
     task = _make_task(args)
-    cell = CELLS[args.cell](args.hidden)
-    out = _run_dir(args.out, f"train-{args.task}-{args.cell}")
-    tx = _make_tx(args)
-    rnn_options = {"impl": args.impl, "residuals": args.residuals}
-    if args.bptt_clip is not None:
-        rnn_options["bptt_clip"] = args.bptt_clip
-    loss_fn = task.make_loss(cell, **rnn_options)
-    state = training.TrainState.create(task.init_params(cell, jax.random.PRNGKey(args.seed)), tx)
-    step_fn = training.make_train_step(loss_fn, tx)
-    sample = functools.partial(_sample, batch_size=args.batch)
-    evaluate = functools.partial(_evaluate, cell, args.impl)
-    test_batch = sample(task, jax.random.PRNGKey(2**31 - 1))
+    _check_prompt(args, task)
+    out = _run_dir(args.out, "train", f"train-{args.task}-{args.cell}")
+    config, config_path = _run_config(args), out / "config.json"
+    try:
+        ckpt = training.Checkpointer(out / "checkpoints", save_every=args.checkpoint_every)
+    except ValueError as e:
+        raise UsageError(f"jaxrnn train: error: --out: {e}") from None
+    with ckpt:
+        if not args.resume and ckpt.latest_step() is not None:
+            raise UsageError(f"jaxrnn train: error: --out {out} holds the checkpoints of a run (step "
+                             f"{ckpt.latest_step()}); pass --resume to continue it, or choose another --out")
+        if args.resume and config_path.exists():
+            _check_same_run(config_path, config)
+        cell = CELLS[args.cell](args.hidden)
+        tx = _make_tx(args)
+        rnn_options = {"impl": args.impl, "residuals": args.residuals}
+        if args.bptt_clip is not None:
+            rnn_options["bptt_clip"] = args.bptt_clip
+        loss_fn = task.make_loss(cell, **rnn_options)
+        state = training.TrainState.create(task.init_params(cell, jax.random.PRNGKey(args.seed)), tx)
+        if args.resume:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", training.CheckpointWarning)
+                try:
+                    state = ckpt.restore_latest(state)
+                except ValueError as e:
+                    raise UsageError(f"jaxrnn train: error: --resume: {e}") from None
+            for w in caught:
+                if issubclass(w.category, training.CheckpointWarning):
+                    print(f"jaxrnn train: warning: {w.message}", file=sys.stderr, flush=True)
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        first = int(state.step)
+        _write_atomic(config_path, json.dumps(config, indent=1))
+        metrics_log = out / "metrics.jsonl"
+        history, kept = _read_history(metrics_log, first)
+        _write_atomic(metrics_log, "".join(line + "\n" for line in kept))
+        if first:
+            print(f"resumed from step {first} ({ckpt.directory})")
 
-    ckpt = training.Checkpointer(out / "checkpoints", save_every=args.checkpoint_every)
-    history: dict[str, list] = {"step": [], "loss": [], "grad_norm": [], "skipped": [],
-                                "eval_step": [], "eval_loss": [], "eval_metric": []}
-    metrics_path = out / "metrics.json"
-    if args.resume:
-        state = ckpt.restore_latest(state)
-        if metrics_path.exists():
-            old = json.loads(metrics_path.read_text())["history"]
-            done = int(state.step)
-            keep = [i for i, s in enumerate(old["step"]) if s <= done]
-            ekeep = [i for i, s in enumerate(old["eval_step"]) if s <= done]
-            for k in ("step", "loss", "grad_norm", "skipped"):
-                history[k] = [old[k][i] for i in keep]
-            for k in ("eval_step", "eval_loss", "eval_metric"):
-                history[k] = [old[k][i] for i in ekeep]
-    first = int(state.step)
-    if first:
-        print(f"resumed from step {first} ({ckpt.directory if hasattr(ckpt, 'directory') else out / 'checkpoints'})")
-    data_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 1)
-    desc = f"{args.task} T={args.length} {args.cell}"
-    start = time.perf_counter()
-    with _progress(args.steps - first, desc, args.progress) as bar:
-        for i in range(first, args.steps):
-            batch = sample(task, jax.random.fold_in(data_key, i))
-            state, m = step_fn(state, batch)
-            history["step"].append(i + 1)
-            history["loss"].append(_finite(m["loss"]))
-            history["grad_norm"].append(_finite(m["grad_norm"]))
-            history["skipped"].append(bool(m["skipped"]))
-            if (i + 1) % args.eval_every == 0 or i + 1 == args.steps:
-                el, em = evaluate(task, state.params, test_batch)
-                history["eval_step"].append(i + 1)
-                history["eval_loss"].append(_finite(el))
-                history["eval_metric"].append(_finite(em))
-                bar.set_postfix(test_loss=f"{float(el):.4f}", **{task.metric_name: f"{float(em):.3f}"})
-            ckpt.save(state)
-            bar.update(1)
-    ckpt.save(state, force=True)
-    ckpt.close()
+        step_fn = training.make_train_step(loss_fn, tx)
+        sample = functools.partial(_sample, batch_size=args.batch)
+        evaluate = functools.partial(_evaluate, cell, args.impl)
+        test_batch = sample(task, jax.random.PRNGKey(2**31 - 1))
+        data_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 1)
+        desc = f"{args.task} T={args.length} {args.cell}"
+        start = time.perf_counter()
+        with _progress(args.steps - first, desc, args.progress) as bar, open(metrics_log, "a") as log:
+            for i in range(first, args.steps):
+                batch = sample(task, jax.random.fold_in(data_key, i))
+                state, m = step_fn(state, batch)
+                row = {"step": i + 1, "loss": _finite(m["loss"]), "grad_norm": _finite(m["grad_norm"]),
+                       "skipped": bool(m["skipped"])}
+                if (i + 1) % args.eval_every == 0 or i + 1 == args.steps:
+                    el, em = evaluate(task, state.params, test_batch)
+                    row.update(eval_loss=_finite(el), eval_metric=_finite(em))
+                    history["eval_step"].append(i + 1)
+                    history["eval_loss"].append(row["eval_loss"])
+                    history["eval_metric"].append(row["eval_metric"])
+                    bar.set_postfix(test_loss=f"{float(el):.4f}", **{task.metric_name: f"{float(em):.3f}"})
+                for k in ("step", "loss", "grad_norm", "skipped"):
+                    history[k].append(row[k])
+                # One line per step, flushed: a killed run keeps every step it made.
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                if ckpt.save(state):
+                    os.fsync(log.fileno())  # the log is at least as durable as the checkpoint
+                bar.update(1)
+            ckpt.save(state, force=True)
+            os.fsync(log.fileno())
     seconds = time.perf_counter() - start
 
     summary = {
-        "task": args.task, "length": args.length, "cell": args.cell, "hidden": args.hidden,
-        "optimizer": args.optimizer, "lr": args.lr, "clip_mode": args.clip_mode, "clip": args.clip,
-        "bptt_clip": args.bptt_clip, "residuals": args.residuals, "impl": args.impl,
-        "batch": args.batch, "steps": args.steps, "seed": args.seed,
-        "baseline": task.baseline, "metric": task.metric_name,
+        **config, "baseline": task.baseline, "metric": task.metric_name,
         "final_test_loss": history["eval_loss"][-1] if history["eval_loss"] else None,
         "final_test_metric": history["eval_metric"][-1] if history["eval_metric"] else None,
         "skipped_steps": int(sum(history["skipped"])),
         "seconds_this_session": seconds,
     }
-    metrics_path.write_text(json.dumps(_jsonable({"summary": summary, "history": history}), indent=1))
-    with open(out / "metrics.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["step", "loss", "grad_norm", "skipped"])
-        for row in zip(history["step"], history["loss"], history["grad_norm"], history["skipped"]):
-            w.writerow(row)
+    _write_atomic(out / "metrics.json", json.dumps(_jsonable({"summary": summary, "history": history}), indent=1))
+    rows = io.StringIO()
+    w = csv.writer(rows)
+    w.writerow(["step", "loss", "grad_norm", "skipped"])
+    w.writerows(zip(history["step"], history["loss"], history["grad_norm"], history["skipped"]))
+    _write_atomic(out / "metrics.csv", rows.getvalue())
     _report.training_report(
         out / "curves.png", history, task.baseline,
         f"{args.task} T={args.length}, {args.cell} H={args.hidden}, {args.optimizer} lr {args.lr}, "
@@ -535,9 +653,8 @@ def _train_cmd(args: argparse.Namespace) -> int:
         text = sample_text(cell, state.params, task.vocab, jax.random.PRNGKey(args.seed + 2),
                            args.prompt, args.sample_chars, args.temperature)
         print(f"sample (temperature {args.temperature}):\n{args.prompt}{text}")
-        (out / "sample.txt").write_text(args.prompt + text)
-    print(f"wrote {out / 'metrics.json'}, {out / 'metrics.csv'}, {out / 'curves.png'}")
-    del np
+        _write_atomic(out / "sample.txt", args.prompt + text)
+    print(f"wrote {out / 'metrics.jsonl'}, {out / 'metrics.json'}, {out / 'metrics.csv'}, {out / 'curves.png'}")
     return 0
 
 
@@ -596,7 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Trains the tanh RNN (at T/10 and T), the IRNN (at T/2), the LSTM and "
                        "the GRU (at T), and a ReLU RNN (at T) with and without gradient-norm clipping, on "
                        "the adding problem; prints a table and writes report.png and metrics.json.")
-    p.add_argument("--length", "-T", type=_positive_int, default=100, help="sequence length T (default 100)")
+    p.add_argument("--length", "-T", type=_length, default=100, help="sequence length T, at least 2 (default 100)")
     p.add_argument("--steps", type=_positive_int, default=DEMO_STEPS, help=f"training steps per model (default {DEMO_STEPS})")
     p.add_argument("--batch", type=_positive_int, default=32, help="batch size (default 32)")
     p.add_argument("--block", type=_positive_int, default=50,
@@ -641,7 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gradflow", help="gradient norm vs distance and Jacobian spectra at initialisation",
                        description="For each cell at initialisation on the adding problem: ||dL/dh_t|| "
                        "against the distance from the loss, and the top singular values of dh_t/dh_0.")
-    p.add_argument("--length", "-T", type=_positive_int, default=100)
+    p.add_argument("--length", "-T", type=_length, default=100, help="sequence length T, at least 2 (default 100)")
     p.add_argument("--batch", type=_positive_int, default=16)
     common(p, cells=True)
     p.set_defaults(func=_gradflow_cmd)
@@ -679,8 +796,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return 2
-    except SystemExit as e:  # --help
-        return int(e.code or 0)
+    except SystemExit as e:  # --help, or a benchmark's SystemExit("message")
+        if e.code is None or isinstance(e.code, int):
+            return e.code or 0
+        command = f"jaxrnn {argv[0]}" if argv else "jaxrnn"
+        print(f"{command}: error: {' '.join(str(e.code).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

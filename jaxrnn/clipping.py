@@ -57,10 +57,23 @@ def _check_max_norm(max_norm: Any) -> None:
         raise ValueError(f"max_norm must be a positive float, got {float(max_norm)}")
 
 
-def _per_example_norm(tree: Any) -> jax.Array:
-    """L2 norm over the last axis of every leaf, summed over leaves: shape = leading dims."""
+def _per_example_sq_norm(tree: Any) -> jax.Array:
+    """Squared L2 norm over the last axis of every leaf, summed over leaves: shape = leading dims."""
     sq = [jnp.sum(jnp.square(leaf), axis=-1) for leaf in jax.tree_util.tree_leaves(tree)]
-    return jnp.sqrt(functools.reduce(jnp.add, sq))
+    return functools.reduce(jnp.add, sq)
+
+
+def _safe_scale(norm: jax.Array, limit: jax.Array) -> jax.Array:
+    """``min(1, limit / norm)``, exactly 1 unless ``norm > limit``, and never NaN.
+
+    The naive ``limit / max(norm, limit)`` is ``inf / inf`` for an infinite
+    limit and ``0 / 0`` for a zero norm at a zero limit (a collapsed adaptive
+    threshold). Here an infinite or NaN limit never clips, a norm at or under
+    the limit passes bit for bit, and the divisor is kept away from 0 even in
+    the branch ``where`` discards, so gradients through the scale stay finite.
+    """
+    clip = norm > limit
+    return jnp.where(clip, limit / jnp.where(clip, norm, 1), 1).astype(norm.dtype)
 
 
 @jax.custom_vjp
@@ -79,11 +92,16 @@ def _clip_per_example(ct: Any, max_norm: Any) -> Any:
 
     ``scale == 1`` exactly when the norm is within the limit, so small
     cotangents pass bit for bit; larger ones are rescaled to ``max_norm``.
-    The fused engine applies the same function inside its backward pass.
+    An infinite ``max_norm`` never clips (nor does a NaN one, which only a
+    traced value can be); a negative one counts as 0. The comparison is on
+    squared norms so that a zero cotangent has finite derivatives too
+    (``sqrt`` is not differentiable at 0), for grad of grad. The fused engine
+    applies the same function inside its backward pass.
     """
-    norm = _per_example_norm(ct)
-    limit = jnp.asarray(max_norm, norm.dtype)
-    scale = limit / jnp.maximum(norm, limit)
+    sq = _per_example_sq_norm(ct)
+    limit = jnp.maximum(jnp.asarray(max_norm, sq.dtype), 0)
+    clip = sq > jnp.square(limit)
+    scale = jnp.where(clip, limit / jnp.sqrt(jnp.where(clip, sq, 1)), 1).astype(sq.dtype)
     return jax.tree_util.tree_map(lambda g: g * scale[..., None].astype(g.dtype), ct)
 
 
@@ -110,6 +128,7 @@ def clip_gradient(x: Any, max_norm: Any) -> Any:
     Args:
       x: an array ``(*batch, features)`` or a pytree of such arrays.
       max_norm: a positive scalar (it may be traced); it gets no gradient.
+        ``inf`` never clips.
 
     Returns:
       ``x`` itself.
@@ -159,20 +178,43 @@ def _positive(name: str, value: Any) -> float:
     return float(value)
 
 
+def _is_float(leaf: Any) -> bool:
+    return jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+
+
+def _global_norm(updates: Any) -> jax.Array:
+    """The L2 norm over the floating leaves of ``updates``, float32.
+
+    Integer (and ``float0``) leaves are no gradients, say a step counter kept
+    in the params: they neither count in the norm nor get scaled.
+    """
+    floats = [
+        g if jnp.finfo(g.dtype).bits >= 32 else g.astype(jnp.float32)  # fp16 squares overflow
+        for g in jax.tree_util.tree_leaves(updates)
+        if _is_float(g)
+    ]
+    return optax.tree.norm(floats).astype(jnp.float32)
+
+
 def _scale_to(updates: Any, norm: jax.Array, limit: jax.Array) -> Any:
-    """Scales ``updates`` by ``min(1, limit / norm)``, branch-free; exact below the limit."""
-    scale = limit / jnp.maximum(norm, limit)
-    return jax.tree_util.tree_map(lambda g: g * scale.astype(g.dtype), updates)
+    """Scales the floating leaves of ``updates`` by ``min(1, limit / norm)``,
+    branch-free, NaN-free (see :func:`_safe_scale`); exact below the limit.
+    Other leaves pass unchanged (a scale cast to int would zero them)."""
+    scale = _safe_scale(norm, limit)
+    return jax.tree_util.tree_map(
+        lambda g: g * scale.astype(g.dtype) if _is_float(g) else g, updates
+    )
 
 
 def clip_by_norm(max_norm: float) -> optax.GradientTransformation:
     """Clips each leaf's own L2 norm to ``max_norm`` (Keras ``clipnorm``).
 
     Unlike :func:`clip_by_global_norm`, each parameter array is scaled on its
-    own, so the direction of the whole update can change.
+    own, so the direction of the whole update can change. Leaves that are not
+    floating (integer counters, ``float0``) pass unchanged.
 
     Args:
-      max_norm: the largest norm a leaf may keep.
+      max_norm: the largest norm a leaf may keep; ``inf`` never clips.
 
     Returns:
       An ``optax.GradientTransformation`` with an empty state.
@@ -195,8 +237,9 @@ def clip_by_norm(max_norm: float) -> optax.GradientTransformation:
         del params
 
         def clip_leaf(g):
-            norm = jnp.sqrt(jnp.sum(jnp.square(g.astype(jnp.float32))))
-            return _scale_to(g, norm, jnp.float32(max_norm))
+            if not _is_float(g):
+                return g
+            return _scale_to(g, _global_norm(g), jnp.float32(max_norm))
 
         return jax.tree_util.tree_map(clip_leaf, updates), state
 
@@ -216,10 +259,13 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
     The rule is Optax's ``clip_by_global_norm`` (Pascanu, Mikolov & Bengio
     2013): the direction of the update is kept. The state records the norm
     before clipping and whether clipping fired, so a training loop can log
-    them.
+    them. The norm is over the floating leaves; other leaves (integer
+    counters, ``float0``) pass unchanged, where Optax's version fails on them.
+    A zero update stays zero.
 
     Args:
-      max_norm: the largest global norm an update may keep.
+      max_norm: the largest global norm an update may keep; ``inf`` never
+        clips (the state still logs the norm).
 
     Returns:
       An ``optax.GradientTransformation`` whose state is a
@@ -237,7 +283,7 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
 
     def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
         del params, state
-        norm = optax.tree.norm(updates).astype(jnp.float32)
+        norm = _global_norm(updates)
         limit = jnp.float32(max_norm)
         return _scale_to(updates, norm, limit), ClipByGlobalNormState(norm, norm > limit)
 
@@ -247,10 +293,10 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
 class AdaptiveClipState(NamedTuple):
     """State of :func:`adaptive_clip`."""
 
-    norms: jax.Array  # (history,) float32: ring buffer of past global norms
-    count: jax.Array  # () int32: norms seen so far
+    norms: jax.Array  # (history,) float32: ring buffer of past global norms; NaN = empty
+    count: jax.Array  # () int32: norms recorded so far (finite and positive ones only)
     global_norm: jax.Array  # () float32: norm of the last update before clipping
-    threshold: jax.Array  # () float32: the threshold applied to it
+    threshold: jax.Array  # () float32: the threshold applied to it (inf: none yet)
     clipped: jax.Array  # () bool: whether the last update was clipped
 
 
@@ -262,6 +308,12 @@ def adaptive_clip(percentile: float = 10.0, history: int = 1000) -> optax.Gradie
     ``percentile``-th percentile of the buffer. A norm far above what
     training has seen so far is cut back to a typical one, with no threshold
     to tune by hand.
+
+    Only finite, positive norms enter the buffer: a zero gradient (a batch
+    that teaches nothing) passes as a zero update and leaves the threshold
+    alone, instead of dragging it to 0 for good; a non-finite one passes
+    unclipped for the training step to skip. Until the first norm is
+    recorded the threshold is ``inf`` (no clipping).
 
     Args:
       percentile: in (0, 100]; the paper's recommended range is 5 to 25.
@@ -284,20 +336,26 @@ def adaptive_clip(percentile: float = 10.0, history: int = 1000) -> optax.Gradie
 
     def init_fn(params: Any) -> AdaptiveClipState:
         del params
-        zero = jnp.zeros((), jnp.float32)
+        # One fresh array per field: a training step donates the state, and
+        # XLA refuses to donate one buffer twice.
         return AdaptiveClipState(
-            jnp.full((history,), jnp.nan, jnp.float32), jnp.zeros((), jnp.int32), zero, zero,
-            jnp.zeros((), bool),
+            norms=jnp.full((history,), jnp.nan, jnp.float32),
+            count=jnp.zeros((), jnp.int32),
+            global_norm=jnp.zeros((), jnp.float32),
+            threshold=jnp.full((), jnp.inf, jnp.float32),
+            clipped=jnp.zeros((), bool),
         )
 
     def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
         del params
-        norm = optax.tree.norm(updates).astype(jnp.float32)
-        norms = state.norms.at[state.count % history].set(norm)
-        # Unfilled slots are NaN and ignored.
+        norm = _global_norm(updates)
+        record = jnp.isfinite(norm) & (norm > 0)
+        norms = jnp.where(record, state.norms.at[state.count % history].set(norm), state.norms)
+        # Unfilled slots are NaN and ignored; with none filled, nothing clips.
         threshold = jnp.nanpercentile(norms, percentile)
+        threshold = jnp.where(jnp.isnan(threshold), jnp.inf, threshold)
         new_state = AdaptiveClipState(
-            norms, state.count + 1, norm, threshold, norm > threshold
+            norms, state.count + record.astype(jnp.int32), norm, threshold, norm > threshold
         )
         return _scale_to(updates, norm, threshold), new_state
 
@@ -309,7 +367,7 @@ class ZScoreClipState(NamedTuple):
 
     mean: jax.Array  # () float32: EMA of the (clipped) global norm
     var: jax.Array  # () float32: EMA of its variance
-    count: jax.Array  # () int32: updates seen
+    count: jax.Array  # () int32: norms recorded (finite and positive ones only)
     global_norm: jax.Array  # () float32: norm of the last update before clipping
     clipped: jax.Array  # () bool: whether the last update was clipped
 
@@ -325,7 +383,10 @@ def zscore_clip(
     z-score ``z = (g - mean) / std`` exceeds ``z_threshold`` is clipped to
     ``mean + (z_threshold / z) * std`` (ZClip's reciprocal rule: the larger
     the spike, the harder the cut), direction kept. The statistics are then
-    updated with the clipped norm, so a spike does not inflate them.
+    updated with the clipped norm, so a spike does not inflate them. Zero
+    and non-finite norms leave the statistics alone (a zero update stays
+    zero; a non-finite one is for the training step to skip), so a run of
+    empty batches cannot shrink them to a point that clips everything.
 
     Args:
       z_threshold: the z-score above which a norm is clipped.
@@ -349,12 +410,20 @@ def zscore_clip(
 
     def init_fn(params: Any) -> ZScoreClipState:
         del params
-        zero = jnp.zeros((), jnp.float32)
-        return ZScoreClipState(zero, zero, jnp.zeros((), jnp.int32), zero, jnp.zeros((), bool))
+        # One fresh array per field: a training step donates the state, and
+        # XLA refuses to donate one buffer twice.
+        return ZScoreClipState(
+            mean=jnp.zeros((), jnp.float32),
+            var=jnp.zeros((), jnp.float32),
+            count=jnp.zeros((), jnp.int32),
+            global_norm=jnp.zeros((), jnp.float32),
+            clipped=jnp.zeros((), bool),
+        )
 
     def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
         del params
-        norm = optax.tree.norm(updates).astype(jnp.float32)
+        norm = _global_norm(updates)
+        record = jnp.isfinite(norm) & (norm > 0)
         active = state.count >= max(warmup, 1)
         std = jnp.sqrt(state.var)
         z = (norm - state.mean) / jnp.maximum(std, 1e-12)
@@ -368,7 +437,10 @@ def zscore_clip(
         var = jnp.where(
             state.count == 0, 0.0, (1.0 - w) * (state.var + w * (kept - state.mean) ** 2)
         )
-        new_state = ZScoreClipState(mean, var, state.count + 1, norm, clip)
+        mean = jnp.where(record, mean, state.mean)
+        var = jnp.where(record, var, state.var)
+        count = state.count + record.astype(jnp.int32)
+        new_state = ZScoreClipState(mean, var, count, norm, clip)
         return _scale_to(updates, norm, jnp.maximum(limit, 1e-12)), new_state
 
     return optax.GradientTransformation(init_fn, update_fn)

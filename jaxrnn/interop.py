@@ -98,9 +98,11 @@ def flax_cell(cell: Cell, dtype: Any = None, param_dtype: Any = None) -> nn.RNNC
       ``features=cell.hidden_size`` and matching activations.
     """
     _check_cell(cell)
+    if dtype is not None:
+        dtype = _checks.float_dtype("dtype", dtype)
     kw: dict[str, Any] = {"features": cell.hidden_size, "dtype": dtype}
     if param_dtype is not None:
-        kw["param_dtype"] = param_dtype
+        kw["param_dtype"] = _checks.float_dtype("param_dtype", param_dtype)
     if isinstance(cell, (SimpleRNN, IRNN)):
         return nn.SimpleCell(activation_fn=cell._activation_fn(), **kw)
     if isinstance(cell, LSTM):
@@ -159,6 +161,14 @@ def _get(tree: Any, *path: str) -> jax.Array:
                 f"Flax cell, got top-level keys {sorted(tree.keys())}"
             )
         node = node[name]
+    label = f"variables[{']['.join(repr(p) for p in path)}]"
+    _checks.array(label, node)
+    ndim = 2 if path[-1] == "kernel" else 1
+    if node.ndim != ndim:
+        raise ValueError(
+            f"{label} must have {ndim} dims (a Dense {path[-1]}), got shape "
+            f"{tuple(node.shape)}"
+        )
     return node
 
 
@@ -198,20 +208,67 @@ def from_flax_params(cell: Cell, variables: Any) -> Any:
     return params
 
 
+def _check_state_arrays(cell: Cell, arrays: dict[str, Any]) -> None:
+    """Checks a state's arrays: each ``(*batch, H)``, floating, one shape for all."""
+    H = cell.hidden_size
+    shapes = {}
+    for label, a in arrays.items():
+        if isinstance(a, (tuple, list)):
+            raise TypeError(
+                f"{label} must be an array (jax.Array or numpy.ndarray), got a "
+                f"{type(a).__name__} of {len(a)} items"
+            )
+        _checks.array(label, a)
+        if a.ndim < 1 or a.shape[-1] != H:
+            raise ValueError(
+                f"{label} must have shape (*batch, {H}) (hidden_size {H} on its last "
+                f"axis), got shape {tuple(a.shape)}"
+            )
+        if not jnp.issubdtype(a.dtype, jnp.floating):
+            raise TypeError(f"{label} must have a floating dtype, got {a.dtype}")
+        shapes[label] = tuple(a.shape)
+    (first, want), *rest = shapes.items()
+    for label, shape in rest:
+        if shape != want:
+            raise ValueError(f"{first} and {label} must have one shape, got {want} and {shape}")
+
+
 def to_flax_carry(cell: Cell, state: Any) -> Any:
-    """jaxrnn state to Flax carry: ``LSTMState(h, c)`` becomes ``(c, h)``."""
+    """jaxrnn state to Flax carry: ``LSTMState(h, c)`` becomes ``(c, h)``.
+
+    Raises:
+      TypeError: ``state`` is not the cell's state (LSTM: an ``LSTMState``;
+        other cells: an array).
+      ValueError: its arrays are not ``(*batch, hidden_size)``, or differ.
+    """
     _check_cell(cell)
     if isinstance(cell, LSTM):
+        if not isinstance(state, LSTMState):
+            raise TypeError(f"state must be an LSTMState(h, c) for LSTM, got {_checks.describe(state)}")
+        _check_state_arrays(cell, {"state.h": state.h, "state.c": state.c})
         return (state.c, state.h)
+    _check_state_arrays(cell, {"state": state})
     return state
 
 
 def from_flax_carry(cell: Cell, carry: Any) -> Any:
-    """Flax carry to jaxrnn state: the LSTM carry ``(c, h)`` becomes ``LSTMState(h, c)``."""
+    """Flax carry to jaxrnn state: the LSTM carry ``(c, h)`` becomes ``LSTMState(h, c)``.
+
+    Raises:
+      TypeError: ``carry`` is not the cell's Flax carry (LSTM: the tuple
+        ``(c, h)``; other cells: an array).
+      ValueError: its arrays are not ``(*batch, hidden_size)``, or differ.
+    """
     _check_cell(cell)
     if isinstance(cell, LSTM):
+        if not isinstance(carry, (tuple, list)) or hasattr(carry, "_fields") or len(carry) != 2:
+            raise TypeError(
+                f"carry must be Flax's LSTM carry, the tuple (c, h), got {_checks.describe(carry)}"
+            )
         c, h = carry
+        _check_state_arrays(cell, {"carry[0] (c)": c, "carry[1] (h)": h})
         return LSTMState(h=h, c=c)
+    _check_state_arrays(cell, {"carry": carry})
     return carry
 
 
@@ -397,6 +454,12 @@ def from_torch(
         )
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, got {_checks.describe(prefix)}")
+    bad_keys = [k for k in state_dict if not isinstance(k, str)]
+    if bad_keys:
+        raise TypeError(
+            f"state_dict keys must be str (PyTorch's names such as 'weight_ih_l0'), "
+            f"got {_checks.describe(bad_keys[0])}"
+        )
     entries = {
         k[len(prefix) :]: state_dict[k] for k in state_dict if k.startswith(prefix)
     }
@@ -564,6 +627,8 @@ def torch_module(
     _check_torch_cell(cell)
     input_size = _checks.positive_int("input_size", input_size)
     _check_layout(num_layers, bidirectional)
+    if not isinstance(batch_first, (bool, np.bool_)):
+        raise TypeError(f"batch_first must be a bool, got {_checks.describe(batch_first)}")
     import torch  # optional: imported only here
 
     kw = {
@@ -601,20 +666,36 @@ def to_torch_state(
       A NumPy array ``(num_layers * num_directions, *batch, H)``, PyTorch's
       layout (its row ``layer * num_directions + direction``) whatever
       ``batch_first`` is; for LSTM the pair ``(h, c)``.
+
+    Raises:
+      TypeError: ``state`` does not have the structure described above, or
+        holds non-floating arrays.
+      ValueError: its arrays are not all ``(*batch, hidden_size)`` with one
+        batch shape (LSTM: ``h`` and ``c`` alike).
     """
     _check_torch_cell(cell)
     layers, suffixes = _check_layout(num_layers, bidirectional)
-    rows = [s for dirs in _layers_of("state", state, num_layers, layers, suffixes) for s in dirs]
-    if isinstance(cell, LSTM):
-        for s in rows:
+    by_layer = _layers_of("state", state, num_layers, layers, suffixes)
+    rows = [s for dirs in by_layer for s in dirs]
+    labels = [
+        ("state" if num_layers is None else f"state[{k}]") + ("" if len(dirs) == 1 else f"[{d}]")
+        for k, dirs in enumerate(by_layer)
+        for d in range(len(dirs))
+    ]
+    arrays: dict[str, Any] = {}
+    for label, s in zip(labels, rows):
+        if isinstance(cell, LSTM):
             if not isinstance(s, LSTMState):
                 raise TypeError(f"state must hold LSTMState(h, c) items, got {_checks.describe(s)}")
+            arrays[f"{label}.h"], arrays[f"{label}.c"] = s.h, s.c
+        else:
+            arrays[label] = s
+    _check_state_arrays(cell, arrays)
+    if isinstance(cell, LSTM):
         return (
             np.stack([np.asarray(s.h) for s in rows]),
             np.stack([np.asarray(s.c) for s in rows]),
         )
-    for s in rows:
-        _checks.array("state", s)
     return np.stack([np.asarray(s) for s in rows])
 
 
@@ -637,6 +718,12 @@ def from_torch_state(
     Returns:
       States structured as :func:`from_torch` structures params: one
       layer's state, a ``(forward, backward)`` pair, or a tuple of layers.
+
+    Raises:
+      TypeError: ``hidden`` is not an array (LSTM: a pair of them) or not
+        floating.
+      ValueError: its shape is not ``(num_layers * num_directions, *batch,
+        hidden_size)``, or (LSTM) ``h`` and ``c`` differ in shape.
     """
     _check_torch_cell(cell)
     layers, suffixes = _check_layout(num_layers, bidirectional)
@@ -649,13 +736,21 @@ def from_torch_state(
         parts = [_to_numpy("hidden[0]", hidden[0]), _to_numpy("hidden[1]", hidden[1])]
     else:
         parts = [_to_numpy("hidden", hidden)]
-    for part in parts:
+    labels = ["hidden[0] (h)", "hidden[1] (c)"] if len(parts) == 2 else ["hidden"]
+    for label, part in zip(labels, parts):
         if part.ndim < 2 or part.shape[0] != rows_needed or part.shape[-1] != cell.hidden_size:
             raise ValueError(
-                f"hidden must have shape ({rows_needed}, *batch, {cell.hidden_size}) "
+                f"{label} must have shape ({rows_needed}, *batch, {cell.hidden_size}) "
                 f"(num_layers * num_directions, *batch, hidden_size), got shape "
                 f"{tuple(part.shape)}"
             )
+        if not jnp.issubdtype(part.dtype, jnp.floating):
+            raise TypeError(f"{label} must have a floating dtype, got {part.dtype}")
+    if len(parts) == 2 and parts[0].shape != parts[1].shape:
+        raise ValueError(
+            f"hidden[0] (h) and hidden[1] (c) must have one shape, got "
+            f"{tuple(parts[0].shape)} and {tuple(parts[1].shape)}"
+        )
 
     def row(i: int) -> Any:
         if isinstance(cell, LSTM):

@@ -145,6 +145,62 @@ def _check_seq_lengths(
 
 
 # --------------------------------------------------------------------------
+# values that cannot be checked under jit
+
+
+def _flat_lengths(seq_lengths: Any, batch: int, num_steps: int) -> Array:
+    """``seq_lengths`` flattened to ``(B,)`` int32 and clamped to ``[0, T]``.
+
+    Concrete values were checked; traced ones are clamped, so that both
+    directions and both impls agree (a negative length is 0, a length past
+    the end is ``T``). The clamp comes before the cast so that an int64
+    length past the int32 range does not wrap.
+    """
+    lengths = jnp.asarray(seq_lengths).reshape(batch)
+    hi = min(num_steps, int(jnp.iinfo(lengths.dtype).max))
+    return jnp.clip(lengths, 0, hi).astype(jnp.int32)
+
+
+def _zero_padding(xs: Array, lengths: Array, time_axis: int) -> Array:
+    """Replaces the inputs at or past each length by zeros.
+
+    The padding never reaches a value, but the backward pass evaluates
+    derivatives at every step and multiplies those of padded steps by zero:
+    a NaN or inf there (0 * NaN) would poison every parameter gradient. With
+    zeros there, values and gradients do not depend on what the padding
+    held, and its gradient is exactly zero (the VJP of the select). One
+    elementwise pass over ``xs``.
+    """
+    steps = jnp.arange(xs.shape[time_axis], dtype=jnp.int32)
+    valid = steps[:, None] < lengths[None, :]  # (T, B)
+    if time_axis == 1:
+        valid = valid.T
+    return jnp.where(valid[..., None], xs, jnp.zeros((), xs.dtype))
+
+
+@jax.custom_vjp
+def _nan_gradient_unless(ok: Array, tree: Any) -> Any:
+    """Identity forward; backward, NaN cotangents unless ``ok`` (a bool scalar)."""
+    del ok
+    return tree
+
+
+def _nan_gradient_unless_fwd(ok: Array, tree: Any) -> tuple[Any, Array]:
+    # Residuals: only the flag.
+    return tree, ok
+
+
+def _nan_gradient_unless_bwd(ok: Array, ct: Any) -> tuple[None, Any]:
+    def poison(g: Array) -> Array:
+        return g * jnp.where(ok, jnp.ones((), g.dtype), jnp.full((), jnp.nan, g.dtype))
+
+    return None, jax.tree_util.tree_map(poison, ct)
+
+
+_nan_gradient_unless.defvjp(_nan_gradient_unless_fwd, _nan_gradient_unless_bwd)
+
+
+# --------------------------------------------------------------------------
 # the reference implementation
 
 
@@ -160,7 +216,9 @@ def reverse_padded(xs: Array, seq_lengths: Array | None, time_axis: int = 0) -> 
         return jnp.flip(xs, axis=time_axis)
     T = xs.shape[time_axis]
     t = jnp.arange(T, dtype=seq_lengths.dtype)[:, None]  # (T, 1)
-    lengths = seq_lengths[None, :]  # (1, B)
+    # Clamped to [0, T], as jr.rnn clamps traced lengths: an index past the
+    # end would gather NaN fill values.
+    lengths = jnp.clip(seq_lengths, 0, T)[None, :]  # (1, B)
     idx = jnp.where(t < lengths, lengths - 1 - t, t)  # (T, B)
     if time_axis == 1:
         idx = idx.T
@@ -230,8 +288,13 @@ def rnn(
       seq_lengths: integer array of shape ``batch_shape``, values in
         ``[0, time]``. Steps at or past a sequence's length leave its state
         unchanged and give zero outputs; the final state is the state at its
-        last valid step. The range is checked when the values are concrete
-        (not under ``jit``).
+        last valid step. The padding never matters: the inputs there are
+        replaced by zeros before the run, so values and gradients are the
+        same whatever it holds (NaN and inf included), and its gradient is
+        zero. The range is checked when the values are concrete; traced
+        values (under ``jit``) are clamped to ``[0, time]``: a negative length
+        runs no step, one past the end runs every step, in either direction
+        and either ``impl``.
       reverse: run each sequence from its last valid step to its first
         (padding stays at the end); outputs stay in their original positions,
         as in the backward layer of a bidirectional RNN.
@@ -244,7 +307,11 @@ def rnn(
       bptt_clip: if given, the per-example norm of the state gradient is
         clipped to this value at every step of the backward pass (Graves,
         2013), through :func:`jaxrnn.clipping.clip_gradient`; ``None`` keeps
-        gradients exact. Values are unchanged either way.
+        gradients exact. Values are unchanged either way. A concrete value
+        must be positive; a traced one (under ``jit``) that is not (zero,
+        negative or NaN) makes the gradients NaN, so that a training step's
+        finite-check skips the step instead of training on a meaningless
+        threshold.
       unroll: passed to :func:`jax.lax.scan`.
       precision: passed to every matrix product (a ``jax.lax.Precision``),
         forward and backward.
@@ -302,14 +369,12 @@ def rnn(
     flat_state = jax.tree_util.tree_map(
         lambda s: jnp.asarray(s).reshape(B, cell.hidden_size), state
     )
-    # int32 is exact here: the values were checked to lie in [0, time].
-    flat_lengths = (
-        None
-        if seq_lengths is None
-        else jnp.asarray(seq_lengths).reshape(B).astype(jnp.int32)
-    )
+    flat_lengths = None if seq_lengths is None else _flat_lengths(seq_lengths, B, num_steps)
+    if flat_lengths is not None:
+        xs = _zero_padding(xs, flat_lengths, time_axis)
     if reverse:
         xs = reverse_padded(xs, flat_lengths, time_axis)
+    clip_is_traced = bptt_clip is not None and not _checks.is_concrete(bptt_clip)
 
     if impl == "scan":
         final, ys = _scan_impl(
@@ -323,6 +388,8 @@ def rnn(
             residuals=residuals, bptt_clip=bptt_clip, precision=precision,
             unroll=unroll,
         )
+    if clip_is_traced:
+        final, ys = _nan_gradient_unless(jnp.asarray(bptt_clip) > 0, (final, ys))
     if reverse:
         ys = reverse_padded(ys, flat_lengths, time_axis)
     ys = ys.astype(xs.dtype)

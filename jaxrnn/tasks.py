@@ -44,6 +44,8 @@ import functools
 import math
 import os
 import sysconfig
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -53,7 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _checks
-from .cells import Cell
+from .cells import Cell, accumulation_dtype
 from .rnn import rnn
 
 __all__ = [
@@ -81,6 +83,13 @@ Array = jax.Array
 # pure generators
 
 
+def _check_length(name: str, value: Any, minimum: int) -> int:
+    value = _checks.positive_int(name, value)
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
 def adding(
     key: Array, batch_size: int, length: int, *, seq_lengths: Any = None
 ) -> tuple[Array, Array]:
@@ -93,23 +102,33 @@ def adding(
 
     Args:
       key: a PRNG key.
-      batch_size: ``B``.
+      batch_size: ``B >= 1``.
       length: ``T >= 2``.
-      seq_lengths: optional integer lengths ``(B,)``, each in ``[2, T]``
-        (not checked when traced): the markers then fall in the halves of
-        each example's first ``seq_lengths[b]`` steps, for
-        ``jaxrnn.rnn(..., seq_lengths=...)``; steps past a length are padding.
+      seq_lengths: optional integer lengths ``(B,)``, each in ``[2, T]``: the
+        markers then fall in the halves of each example's first
+        ``seq_lengths[b]`` steps, for ``jaxrnn.rnn(..., seq_lengths=...)``;
+        steps past a length are padding. Concrete lengths outside
+        ``[2, T]`` raise. Traced lengths (under ``jit``) cannot be checked:
+        they are clamped to ``[2, T]``, so every example still has exactly
+        two markers and a target that is their sum (pass the same clamped
+        lengths to :func:`jaxrnn.rnn`).
 
     Returns:
       ``inputs (B, T, 2)`` float32 (value, marker) and ``targets (B,)``.
 
     Raises:
-      ValueError: ``seq_lengths`` is not shaped ``(B,)``.
-      TypeError: ``seq_lengths`` is not an integer array.
+      ValueError: a size is not positive, ``length < 2``, ``seq_lengths``
+        is not shaped ``(B,)`` or (concrete) has a value outside ``[2, T]``.
+      TypeError: ``key`` is not a PRNG key, a size is not an int, or
+        ``seq_lengths`` is not an integer array.
     """
+    _checks.prng_key("key", key)
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    length = _check_length("length", length, 2)
     if seq_lengths is None:
         end = length
     else:
+        raw = seq_lengths
         seq_lengths = jnp.asarray(seq_lengths)
         if seq_lengths.shape != (batch_size,):
             raise ValueError(
@@ -118,7 +137,15 @@ def adding(
             )
         if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
             raise TypeError(f"seq_lengths must be integers, got dtype {seq_lengths.dtype}")
-        end = seq_lengths[:, None]
+        if _checks.is_concrete(raw) and _checks.is_concrete(seq_lengths):
+            values = np.asarray(raw)  # concrete: safe even inside a trace
+            lo, hi = int(values.min()), int(values.max())
+            if lo < 2 or hi > length:
+                raise ValueError(
+                    f"seq_lengths must lie in [2, {length}] (two markers, one in each "
+                    f"half, within length={length}), got values from {lo} to {hi}"
+                )
+        end = jnp.clip(seq_lengths, 2, length)[:, None]
     k_val, k_first, k_second = jax.random.split(key, 3)
     values = jax.random.uniform(k_val, (batch_size, length), jnp.float32)
     half = end // 2
@@ -146,14 +173,21 @@ def copy_memory(key: Array, batch_size: int, delay: int) -> tuple[Array, Array]:
 
     Args:
       key: a PRNG key.
-      batch_size: ``B``.
+      batch_size: ``B >= 1``.
       delay: ``T >= 1``, the number of steps between the symbols and the
         delimiter (inclusive of the delimiter).
 
     Returns:
       ``inputs (B, T+20, 10)`` one-hot float32 and ``targets (B, T+20)``
       int32 class indices in ``[0, 9)``.
+
+    Raises:
+      ValueError: ``batch_size`` or ``delay`` is below 1.
+      TypeError: ``key`` is not a PRNG key, or a size is not an int.
     """
+    _checks.prng_key("key", key)
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    delay = _check_length("delay", delay, 1)
     n = COPY_LENGTH
     symbols = jax.random.randint(key, (batch_size, n), 1, COPY_SYMBOLS + 1)
     blanks = jnp.zeros((batch_size, delay - 1), jnp.int32)
@@ -181,12 +215,20 @@ def temporal_order(key: Array, batch_size: int, length: int) -> tuple[Array, Arr
 
     Args:
       key: a PRNG key.
-      batch_size: ``B``.
-      length: ``T >= 10``.
+      batch_size: ``B >= 1``.
+      length: ``T >= 10`` (shorter sequences have no room for the two
+        windows).
 
     Returns:
       ``inputs (B, T, 6)`` one-hot float32 and ``targets (B,)`` int32 in ``[0, 4)``.
+
+    Raises:
+      ValueError: ``batch_size < 1`` or ``length < 10``.
+      TypeError: ``key`` is not a PRNG key, or a size is not an int.
     """
+    _checks.prng_key("key", key)
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    length = _check_length("length", length, 10)
     k_dis, k_p1, k_p2, k_cls = jax.random.split(key, 4)
     tokens = jax.random.randint(k_dis, (batch_size, length), 0, 4)
     lo1, hi1 = length // 10, max(2 * length // 10, length // 10 + 1)
@@ -212,6 +254,7 @@ class CharVocab(NamedTuple):
 
     @classmethod
     def from_text(cls, text: str) -> CharVocab:
+        _check_str("text", text)
         return cls("".join(sorted(set(text))))
 
     def __len__(self) -> int:
@@ -219,6 +262,7 @@ class CharVocab(NamedTuple):
 
     def encode(self, text: str) -> np.ndarray:
         """``text`` as int32 indices; characters outside the vocabulary raise."""
+        _check_str("text", text)
         index = {c: i for i, c in enumerate(self.chars)}
         try:
             return np.fromiter((index[c] for c in text), np.int32, len(text))
@@ -227,6 +271,11 @@ class CharVocab(NamedTuple):
 
     def decode(self, ids: Any) -> str:
         return "".join(self.chars[int(i)] for i in np.asarray(ids).reshape(-1))
+
+
+def _check_str(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {_checks.describe(value)}")
 
 
 def _clean(text: str) -> str:
@@ -270,7 +319,9 @@ def load_text(path: str | os.PathLike, max_chars: int | None = None) -> str:
     Raises:
       FileNotFoundError: if ``path`` does not exist.
       ValueError: if it holds fewer than 2 characters.
+      TypeError: if ``path`` is not a str or ``os.PathLike``.
     """
+    _checks.path_like("path", path)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"text file {str(path)!r} does not exist")
@@ -283,6 +334,22 @@ def load_text(path: str | os.PathLike, max_chars: int | None = None) -> str:
 
 
 _MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
+_MNIST_CLASSES = 10
+
+
+def _check_labels(name: str, labels: Any) -> None:
+    """Checks concrete class labels: integers in ``[0, 10)`` (out-of-range
+    labels would make the cross-entropy silently NaN)."""
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer class labels, got dtype {labels.dtype}")
+    if labels.size:
+        values = np.asarray(labels)
+        lo, hi = int(values.min()), int(values.max())
+        if lo < 0 or hi >= _MNIST_CLASSES:
+            raise ValueError(
+                f"{name} must hold class labels in [0, {_MNIST_CLASSES}), got values "
+                f"from {lo} to {hi}"
+            )
 
 
 def load_mnist(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -298,26 +365,50 @@ def load_mnist(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
     Raises:
       FileNotFoundError: if ``path`` does not exist.
-      ValueError: if an array is missing or shaped wrongly.
+      ValueError: if the file is not a readable ``.npz`` (zip) archive (not
+        a zip, truncated, corrupt), or an array is missing, shaped wrongly,
+        or a label lies outside ``[0, 10)``.
+      TypeError: if ``path`` is not a str or ``os.PathLike``.
     """
+    _checks.path_like("path", path)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"mnist file {str(path)!r} does not exist (expected an .npz with "
             "x_train, y_train, x_test, y_test, as keras.datasets.mnist saves it)"
         )
-    with np.load(path) as f:
-        missing = [k for k in _MNIST_KEYS if k not in f]
-        if missing:
-            raise ValueError(f"mnist file {str(path)!r} lacks {missing}; it has {sorted(f.files)}")
-        raw = {k: np.asarray(f[k]) for k in _MNIST_KEYS}
+    expected = "an .npz (zip) archive of x_train, y_train, x_test, y_test"
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"mnist file {str(path)!r} is not a zip archive (empty, truncated or not "
+            f"an .npz): expected {expected}"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in _MNIST_KEYS if k not in f]
+            if missing:
+                raise ValueError(f"mnist file {str(path)!r} lacks {missing}; it has {sorted(f.files)}")
+            raw = {k: np.asarray(f[k]) for k in _MNIST_KEYS}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+        if isinstance(e, ValueError) and str(e).startswith("mnist file"):
+            raise
+        raise ValueError(
+            f"mnist file {str(path)!r} is corrupt or truncated: expected {expected}; "
+            f"reading it failed with {type(e).__name__}: {e}"
+        ) from None
     out = {}
     for split in ("train", "test"):
         x, y = raw[f"x_{split}"], raw[f"y_{split}"]
-        if x.ndim < 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+        if x.ndim < 2 or y.ndim != 1 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
             raise ValueError(
-                f"x_{split} must be (N, height, width) with y_{split} (N,), got "
-                f"{x.shape} and {y.shape}"
+                f"mnist file {str(path)!r}: x_{split} must be (N, height, width) with "
+                f"y_{split} (N,), N >= 1, got {x.shape} and {y.shape}"
+            )
+        _check_labels(f"mnist file {str(path)!r}: y_{split}", y)
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise ValueError(
+                f"mnist file {str(path)!r}: x_{split} must hold numbers (uint8 pixels "
+                f"or floats in [0, 1]), got dtype {x.dtype}"
             )
         scale = 255.0 if x.dtype == np.uint8 else 1.0
         out[f"x_{split}"] = (x.reshape(x.shape[0], -1) / scale).astype(np.float32)
@@ -374,18 +465,34 @@ class Task:
 
     def loss(self, outputs: Array, targets: Array) -> Array:
         """The scalar training loss (cross-entropy on logits by default)."""
+        self.check_outputs(outputs, targets)
         return _cross_entropy(outputs, targets)
 
     def metric(self, outputs: Array, targets: Array) -> Array:
         """The task's headline number (accuracy by default)."""
+        self.check_outputs(outputs, targets)
         return _accuracy(outputs, targets)
+
+    def check_outputs(self, outputs: Any, targets: Any) -> None:
+        """Checks that ``outputs (*targets.shape, output_size)`` and
+        ``targets`` fit this task (shapes and dtypes only: free under ``jit``)."""
+        _checks.array("outputs", outputs)
+        _checks.array("targets", targets)
+        want = (*targets.shape, self.output_size)
+        if tuple(outputs.shape) != want:
+            raise ValueError(
+                f"outputs must have shape {want} (the shape of targets, then "
+                f"output_size {self.output_size}), got shape {tuple(outputs.shape)}"
+            )
+        if self.metric_name == "accuracy" and not jnp.issubdtype(targets.dtype, jnp.integer):
+            raise TypeError(f"targets must be integer class indices, got dtype {targets.dtype}")
 
     # -- the readout model ------------------------------------------------
 
     def init_params(self, cell: Cell, key: Array) -> dict[str, Any]:
         """Params of ``cell`` plus a linear readout: ``{"cell", "w_out", "b_out"}``."""
-        if not isinstance(cell, Cell):
-            raise TypeError(f"cell must be a jaxrnn Cell, got {_checks.describe(cell)}")
+        _check_cell(cell)
+        _checks.prng_key("key", key)
         k_cell, k_out = jax.random.split(key)
         H, O = cell.hidden_size, self.output_size
         return {
@@ -397,12 +504,16 @@ class Task:
     def apply(self, cell: Cell, params: dict[str, Any], inputs: Array, **rnn_options: Any) -> Array:
         """The readout model's outputs: ``(B, output_size)`` or, for per-step
         tasks, ``(B, T, output_size)``. ``rnn_options`` go to :func:`jaxrnn.rnn`."""
+        _check_cell(cell)
+        _check_model_params(params, cell.hidden_size, self.output_size)
         _, ys = rnn(cell, params["cell"], inputs, **rnn_options)
         return self.readout(params, ys)
 
     def readout(self, params: dict[str, Any], ys: Array) -> Array:
         """The linear readout of the outputs ``ys (B, T, H)`` of the cell: at the
         last step, or at every step for per-step tasks."""
+        _checks.array("ys", ys)
+        _check_model_params(params, ys.shape[-1] if ys.ndim else -1, self.output_size)
         hs = ys if self.per_step else ys[..., -1, :]
         out = hs @ params["w_out"]
         return out + params["b_out"].reshape((1,) * (out.ndim - 1) + (-1,))
@@ -410,6 +521,7 @@ class Task:
     def make_loss(self, cell: Cell, **rnn_options: Any) -> Callable[[Any, Any], Array]:
         """``loss_fn(params, (inputs, targets)) -> loss``, as
         :func:`jaxrnn.training.make_train_step` wants it."""
+        _check_cell(cell)
 
         def loss_fn(params: Any, batch: tuple[Array, Array]) -> Array:
             inputs, targets = batch
@@ -418,17 +530,33 @@ class Task:
         return loss_fn
 
 
+def _check_cell(cell: Any) -> None:
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be a jaxrnn Cell, got {_checks.describe(cell)}")
+
+
+def _check_model_params(params: Any, hidden_size: int, output_size: int) -> None:
+    """Checks a readout model's params: ``{"cell", "w_out" (H, O), "b_out" (O,)}``."""
+    keys = ("cell", "w_out", "b_out")
+    if not hasattr(params, "keys") or not all(k in params for k in keys):
+        raise TypeError(
+            "params must be the readout model's dict {'cell', 'w_out', 'b_out'} "
+            f"(as init_params makes it), got {_checks.describe(params)}"
+        )
+    want = {"w_out": (hidden_size, output_size), "b_out": (output_size,)}
+    for name, shape in want.items():
+        _checks.array(f"params[{name!r}]", params[name])
+        if tuple(params[name].shape) != shape:
+            raise ValueError(
+                f"params[{name!r}] must have shape {shape} (hidden_size {hidden_size}, "
+                f"output_size {output_size}), got shape {tuple(params[name].shape)}"
+            )
+
+
 def _register(cls: type, data_fields: tuple[str, ...] = ()) -> type:
     cls = dataclasses.dataclass(frozen=True, eq=not data_fields)(cls)
     meta = [f.name for f in dataclasses.fields(cls) if f.name not in data_fields]
     return jax.tree_util.register_dataclass(cls, data_fields=list(data_fields), meta_fields=meta)
-
-
-def _check_length(name: str, value: Any, minimum: int) -> int:
-    value = _checks.positive_int(name, value)
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
 
 
 class Adding(Task):
@@ -449,6 +577,7 @@ class Adding(Task):
         return adding(key, batch_size, self.length)
 
     def loss(self, outputs: Array, targets: Array) -> Array:
+        self.check_outputs(outputs, targets)
         return jnp.mean((outputs[..., 0] - targets) ** 2)
 
     def metric(self, outputs: Array, targets: Array) -> Array:
@@ -475,6 +604,7 @@ class CopyMemory(Task):
         return copy_memory(key, batch_size, self.length)
 
     def metric(self, outputs: Array, targets: Array) -> Array:
+        self.check_outputs(outputs, targets)
         return _accuracy(outputs[:, -COPY_LENGTH:], targets[:, -COPY_LENGTH:])
 
 
@@ -522,6 +652,8 @@ class CharLM(Task):
     @classmethod
     def from_text(cls, text: str | None = None, length: int = 100) -> CharLM:
         """A task over ``text`` (``None``: :func:`stdlib_text`)."""
+        if text is not None:
+            _check_str("text", text)
         text = stdlib_text() if text is None else _clean(text)
         length = _check_length("length", length, 1)
         if len(text) < length + 1:
@@ -537,6 +669,8 @@ class CharLM(Task):
     baseline = property(lambda self: self.unigram_entropy)
 
     def sample(self, key: Array, batch_size: int) -> tuple[Array, Array]:
+        _checks.prng_key("key", key)
+        batch_size = _checks.positive_int("batch_size", batch_size)
         n = self.tokens.shape[0]
         starts = jax.random.randint(key, (batch_size, 1), 0, n - self.length)
         idx = starts + jnp.arange(self.length + 1)[None, :]
@@ -563,6 +697,34 @@ class SequentialMNIST(Task):
     permuted: bool = False
     permutation_seed: int = 0
 
+    def __post_init__(self) -> None:
+        # Runs on every construction, jax.tree_util unflattening included:
+        # tracers and placeholders (None, ShapeDtypeStruct) pass, concrete
+        # arrays are checked (a label outside [0, 10) would make the
+        # cross-entropy NaN without an error).
+        images, labels = self.images, self.labels
+        arrays = (np.ndarray, jax.Array)
+        if isinstance(images, arrays) and _checks.is_concrete(images):
+            if images.ndim != 2 or images.shape[0] == 0:
+                raise ValueError(
+                    f"images must have shape (N, pixels) with N >= 1, got shape "
+                    f"{tuple(images.shape)}"
+                )
+            if not jnp.issubdtype(images.dtype, jnp.floating):
+                raise TypeError(f"images must have a floating dtype, got {images.dtype}")
+        if isinstance(labels, arrays) and _checks.is_concrete(labels):
+            if labels.ndim != 1:
+                raise ValueError(f"labels must have shape (N,), got shape {tuple(labels.shape)}")
+            if not jnp.issubdtype(labels.dtype, jnp.integer):
+                raise TypeError(f"labels must be integer class labels, got dtype {labels.dtype}")
+            if getattr(labels, "is_fully_addressable", True):
+                _check_labels("labels", labels)
+            if isinstance(images, arrays) and images.shape[:1] != labels.shape:
+                raise ValueError(
+                    f"labels must have shape ({images.shape[0]},) (one per image), got "
+                    f"shape {tuple(labels.shape)}"
+                )
+
     @classmethod
     def from_npz(
         cls, path: str | os.PathLike, *, split: str = "train", permuted: bool = False,
@@ -587,13 +749,18 @@ class SequentialMNIST(Task):
         return int(self.images.shape[1])
 
     def sample(self, key: Array, batch_size: int) -> tuple[Array, Array]:
+        _checks.prng_key("key", key)
+        batch_size = _checks.positive_int("batch_size", batch_size)
         idx = jax.random.randint(key, (batch_size,), 0, self.images.shape[0])
         return jnp.take(self.images, idx, axis=0)[..., None], jnp.take(self.labels, idx, axis=0)
 
     def batches(self, batch_size: int):
         """The whole split in order, in batches (the last one may be short)."""
-        for i in range(0, self.images.shape[0], batch_size):
-            yield self.images[i : i + batch_size, :, None], self.labels[i : i + batch_size]
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        return (
+            (self.images[i : i + batch_size, :, None], self.labels[i : i + batch_size])
+            for i in range(0, self.images.shape[0], batch_size)
+        )
 
 
 Adding = _register(Adding)
@@ -638,11 +805,27 @@ def sample_text(
 
     Returns:
       The generated characters (without the prompt).
+
+    Raises:
+      TypeError: an argument has the wrong type (``params`` not the readout
+        model's dict of ``cell``'s params, ``vocab`` not a :class:`CharVocab`).
+      ValueError: ``prompt`` is empty or has characters outside ``vocab``,
+        ``num_chars`` or ``temperature`` is not positive, or a shape of
+        ``params`` does not fit ``cell`` and ``vocab``.
     """
+    _check_cell(cell)
+    if not isinstance(vocab, CharVocab):
+        raise TypeError(f"vocab must be a CharVocab, got {_checks.describe(vocab)}")
+    _check_model_params(params, cell.hidden_size, len(vocab))
+    cell.check_params(params["cell"], name="params['cell']")
+    _checks.prng_key("key", key)
+    _check_str("prompt", prompt)
     if not prompt:
         raise ValueError("prompt must hold at least one character, got ''")
     num_chars = _checks.positive_int("num_chars", num_chars)
-    if not (isinstance(temperature, (int, float)) and temperature > 0):
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+        raise TypeError(f"temperature must be a positive number, got {_checks.describe(temperature)}")
+    if not temperature > 0 or not math.isfinite(temperature):
         raise ValueError(f"temperature must be a positive number, got {temperature!r}")
     ids = jnp.asarray(vocab.encode(_clean(prompt)))
     out = _sample_ids(cell, params, ids, key, num_chars, float(temperature), len(vocab))
@@ -651,13 +834,14 @@ def sample_text(
 
 @functools.partial(jax.jit, static_argnums=(0, 4, 5, 6))
 def _sample_ids(cell, params, ids, key, num_chars, temperature, vocab_size):
-    onehot = jax.nn.one_hot(ids, vocab_size, dtype=jnp.float32)
-    state = cell.initial_state(())
+    dtype = params["cell"].w_ih.dtype  # the step takes inputs in the params' dtype
+    onehot = jax.nn.one_hot(ids, vocab_size, dtype=dtype)
+    state = cell.initial_state((), accumulation_dtype(dtype))
     state, _ = rnn(cell, params["cell"], onehot[:-1], state, time_major=True) if ids.shape[0] > 1 else (state, None)
 
     def step(carry, k):
         state, last = carry
-        x = jax.nn.one_hot(last, vocab_size, dtype=jnp.float32)
+        x = jax.nn.one_hot(last, vocab_size, dtype=dtype)
         state, h = cell(params["cell"], state, x)
         logits = (h @ params["w_out"] + params["b_out"]) / temperature
         nxt = jax.random.categorical(k, logits).astype(jnp.int32)

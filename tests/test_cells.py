@@ -229,3 +229,64 @@ def test_sequence_matches_flax_rnn(name):
             final,
             jr.interop.from_flax_carry(cell, carry),
         )
+
+
+_LSTM = jr.LSTM(HIDDEN)
+_LSTM_PARAMS = _LSTM.init(KEY, INPUT)
+_LSTM_STATE = _LSTM.initial_state((2,))
+_GRU = jr.GRU(HIDDEN)
+_GRU_PARAMS = _GRU.init(KEY, INPUT)
+_X = jnp.ones((2, INPUT))
+BAD_STEPS = {
+    "x features": (_LSTM, _LSTM_PARAMS, _LSTM_STATE, jnp.ones((2, 5)), ValueError, r"x must have 3 features .*got shape \(2, 5\)"),
+    "x integer": (_GRU, _GRU_PARAMS, jnp.zeros((2, HIDDEN)), jnp.ones((2, INPUT), jnp.int32), TypeError, r"x must have a floating dtype, got int32"),
+    "x other float": (_GRU, _GRU_PARAMS, jnp.zeros((2, HIDDEN)), _X.astype(jnp.float16), TypeError, r"x has dtype float16 but params have dtype float32"),
+    "x list": (_GRU, _GRU_PARAMS, jnp.zeros((2, HIDDEN)), [1.0, 2.0, 3.0], TypeError, r"x must be an array"),
+    "state array for LSTM": (_LSTM, _LSTM_PARAMS, jnp.zeros((2, HIDDEN)), _X, TypeError, r"state must be LSTMState for LSTM, got an array of shape \(2, 4\)"),
+    "state batch": (_GRU, _GRU_PARAMS, jnp.zeros((3, HIDDEN)), _X, ValueError, r"state must have shape \(2, 4\) .*got shape \(3, 4\)"),
+    "state c": (_LSTM, _LSTM_PARAMS, jr.LSTMState(jnp.zeros((2, HIDDEN)), jnp.zeros((2, 5))), _X, ValueError, r"state.c must have shape \(2, 4\).*got shape \(2, 5\)"),
+    "state dtype": (_GRU, _GRU_PARAMS, jnp.zeros((2, HIDDEN), jnp.float16), _X, TypeError, r"state must have dtype float32 .*got float16"),
+    "params dict": (_LSTM, {"w_ih": 1}, _LSTM_STATE, _X, TypeError, r"params must be a LSTMParams for LSTM, got dict"),
+    "params of another cell": (_LSTM, _GRU_PARAMS, _LSTM_STATE, _X, TypeError, r"params must be a LSTMParams for LSTM, got a GRUParams"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_STEPS), ids=list(BAD_STEPS))
+def test_single_step_rejects_bad_input(case):
+    cell, params, state, x, error, pattern = BAD_STEPS[case]
+    with pytest.raises(error, match=pattern):
+        cell(params, state, x)
+    if hasattr(x, "dtype"):  # the same checks at trace time under jit
+        with pytest.raises(error, match=pattern):
+            jax.jit(lambda p, s, x: cell(p, s, x))(params, state, x)
+
+
+def test_single_step_checks_add_nothing_to_the_program():
+    """The step's checks read shapes and dtypes only: its jaxpr is the
+    unchecked computation's, equation for equation."""
+    cell, params, state = _LSTM, _LSTM_PARAMS, _LSTM_STATE
+
+    def unchecked(p, s, x):
+        new = cell.step_from_projection(p, cell.input_projection(p, x), s)
+        return new, cell.output(new)
+
+    checked = jax.make_jaxpr(cell)(params, state, _X)
+    plain = jax.make_jaxpr(unchecked)(params, state, _X)
+    assert str(checked) == str(plain)
+
+
+@pytest.mark.parametrize(
+    "make, error, pattern",
+    [
+        (lambda: jr.LSTM(4, forget_bias=float("nan")), ValueError, r"forget_bias must be a finite float, got nan"),
+        (lambda: jr.LSTM(4, forget_bias=float("inf")), ValueError, r"forget_bias must be a finite float, got inf"),
+        (lambda: jr.IRNN(4, scale=float("nan")), ValueError, r"scale must be a finite float, got nan"),
+        (lambda: jr.LSTM(4, w_ih_init="glorot"), TypeError, r"w_ih_init must be an initializer.*got str 'glorot'"),
+        (lambda: jr.GRU(4, b_init=0.0), TypeError, r"b_init must be an initializer.*got float 0.0"),
+        (lambda: jr.LSTM(4).init(0, 3), TypeError, r"key must be a PRNG key .*got int 0"),
+        (lambda: jr.LSTM(4).init(jnp.ones(2), 3), TypeError, r"key must be a PRNG key .*dtype float32"),
+    ],
+)
+def test_configs_reject_non_finite_and_non_callable(make, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make()

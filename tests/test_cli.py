@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxrnn import cli
+from jaxrnn import cli, training
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def demo_run(tmp_path_factory):
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         rc = cli.main(["demo", "--cells", "relu", "--steps", "20", "--block", "10", "--length", "6",
-                       "--hidden", "8", "--batch", "8", "--out", str(out), "--no-progress"])
+                       "--hidden", "3", "--batch", "8", "--out", str(out), "--no-progress"])
     return rc, stdout.getvalue(), out
 
 
@@ -44,7 +44,7 @@ def test_demo_writes_report_and_metrics(demo_run):
 
 
 def test_gradflow_writes_plot_and_table(tmp_path, capsys):
-    rc = cli.main(["gradflow", "--cells", "tanh", "--length", "8", "--hidden", "4", "--batch", "2",
+    rc = cli.main(["gradflow", "--cells", "tanh", "--length", "8", "--hidden", "2", "--batch", "2",
                    "--out", str(tmp_path)])
     assert rc == 0
     assert (tmp_path / "gradflow.png").is_file()
@@ -54,16 +54,40 @@ def test_gradflow_writes_plot_and_table(tmp_path, capsys):
     assert "verdict" in capsys.readouterr().out
 
 
-def test_train_checkpoints_and_resumes(tmp_path, capsys):
+class Killed(BaseException):
+    """Stands for a SIGKILL: nothing after it runs."""
+
+
+def test_train_checkpoints_and_resumes(tmp_path, capsys, monkeypatch):
     common = ["train", "--task", "adding", "--length", "5", "--cell", "gru", "--hidden", "4",
               "--batch", "4", "--optimizer", "sgd", "--checkpoint-every", "4", "--eval-every", "4",
-              "--out", str(tmp_path), "--no-progress"]
+              "--out", str(tmp_path), "--no-progress", "--steps", "12"]
+    save = training.Checkpointer.save
+
+    def save_then_die(self, state, **kw):
+        if int(state.step) == 10:
+            raise Killed
+        return save(self, state, **kw)
+
     with jax.numpy_dtype_promotion("standard"):
-        assert cli.main([*common, "--steps", "8"]) == 0
-        assert (tmp_path / "checkpoints" / "8").is_dir()
-        assert cli.main([*common, "--steps", "12", "--resume"]) == 0
-    out = capsys.readouterr().out
-    assert "resumed from step 8" in out
+        with monkeypatch.context() as m:
+            m.setattr(training.Checkpointer, "save", save_then_die)
+            with pytest.raises(Killed):
+                cli.main(common)
+        # Killed after step 10: its metrics are on disk, step by step.
+        log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in log] == list(range(1, 11))
+        assert not (tmp_path / "metrics.json").exists()
+        # The latest checkpoint (8) is damaged: the run resumes from 4, and says so.
+        for f in (tmp_path / "checkpoints" / "8").rglob("*"):
+            if f.is_file():
+                f.write_bytes(bytes(f.stat().st_size))
+        assert cli.main([*common, "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "resumed from step 4" in captured.out
+    assert "jaxrnn train: warning: checkpoint step 8" in captured.err
+    log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 13))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["history"]["step"] == list(range(1, 13))
     assert metrics["history"]["eval_step"] == [4, 8, 12]
@@ -97,10 +121,34 @@ def test_train_char_lm_samples_text(tmp_path, capsys):
         (["train", "--task", "mnist", "--mnist", "/no/such.npz"], ["/no/such.npz"]),
         (["fly"], ["invalid choice", "fly"]),
         ([], ["required"]),
+        (["demo", "--out", "{file}"], ["--out", "folder", "{file}"]),
+        (["train", "--out", "{file}"], ["--out", "folder", "{file}"]),
+        (["gradflow", "--out", "{file}/run"], ["--out", "{file}/run"]),
+        (["demo", "--length", "1"], ["--length", "at least 2", "1"]),
+        (["gradflow", "--length", "1"], ["--length", "at least 2", "1"]),
+        (["train", "--task", "charlm", "--text", "{text}", "--prompt", ""], ["--prompt", "''"]),
+        (["train", "--task", "charlm", "--text", "{text}", "--prompt", "def "], ["--prompt", "'ef'"]),
+        (["train", "--task", "mnist", "--mnist", "{file}"], ["{file}", "zip"]),
+        (["train", "--task", "mnist", "--mnist", "{npz}"], ["{npz}", "zip"]),
+        (["train", "--resume", "--cell", "lstm", "--hidden", "8"],
+         ["--resume", "--cell is 'lstm'", "'gru'", "--hidden is 8", "4"]),
+        (["train", "--hidden", "4"], ["holds the checkpoints", "--resume"]),
+        (["bench", "--repeats", "0"], ["--repeats", "positive"]),
     ],
 )
 def test_bad_arguments_give_one_line_and_status_2(argv, words, capsys, tmp_path):
-    rc = cli.main([*argv, *(["--out", str(tmp_path)] if argv and argv[0] == "train" else [])])
+    # Each is refused before anything trains or compiles.
+    paths = {"{file}": tmp_path / "file.npz", "{text}": tmp_path / "text.txt", "{npz}": tmp_path / "cut.npz"}
+    paths["{file}"].write_text("not a zip")
+    paths["{text}"].write_text("abc abd\n" * 20)
+    paths["{npz}"].write_bytes(b"PK\x03\x04" + bytes(60))  # a zip's header, cut short
+    run = tmp_path / "run"  # a run of --cell gru --hidden 4 with a checkpoint at step 8
+    (run / "checkpoints" / "8").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"cell": "gru", "hidden": 4}))
+    for key, path in paths.items():
+        argv = [a.replace(key, str(path)) for a in argv]
+        words = [w.replace(key, str(path)) for w in words]
+    rc = cli.main([*argv, *(["--out", str(run)] if argv[:1] == ["train"] and "--out" not in argv else [])])
     assert rc == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jaxrnn as jr
-from jaxrnn.clipping import clip_gradient
+from jaxrnn.clipping import _clip_per_example, clip_gradient
 
 KEY = jax.random.PRNGKey(0)
 
@@ -226,3 +226,57 @@ def test_global_norm_transforms_keep_state_shapes(make, idempotent):
         # clipping an already-clipped update again (same state) changes nothing
         again, _ = jax.jit(tx.update)(outs[-1], states[-2])
         jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), again, outs[-1])
+
+
+# --------------------------------------------------------------------------
+# Infinite thresholds, zero and integer gradients: never a NaN, never a zeroed leaf
+
+
+def test_infinite_threshold_never_clips():
+    g = {"w": jnp.array([3.0, 4.0]), "b": jnp.array([1e30])}
+    for tx in (clip_by_global_norm(float("inf")), clip_by_norm(float("inf"))):
+        u, _ = tx.update(g, tx.init(g))
+        jax.tree_util.tree_map(np.testing.assert_array_equal, u, g)
+    ct = jnp.array([[3.0, 4.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(cotangent_through_clip(ct, float("inf")), ct)
+    np.testing.assert_array_equal(jax.jit(cotangent_through_clip)(ct, jnp.float32(jnp.inf)), ct)
+    # bptt_clip=inf: the scan engine goes through clip_gradient (above), the fused one
+    # calls this at every step of its backward pass (with a traced threshold)
+    lstm_ct = jr.LSTMState(ct, 2 * ct)
+    out = jax.jit(_clip_per_example)(lstm_ct, jnp.float32(jnp.inf))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, out, lstm_ct)
+
+
+def test_zero_gradient_gives_zero_update():
+    zero = jax.tree_util.tree_map(jnp.zeros_like, tree())
+    for tx in (clip_by_norm(1.0), clip_by_global_norm(1.0), adaptive_clip(), zscore_clip(warmup=1)):
+        state = tx.init(zero)
+        for g in (tree(), zero, zero):  # eager: nothing to compile
+            u, state = tx.update(g, state)
+        jax.tree_util.tree_map(np.testing.assert_array_equal, u, zero)
+
+
+def test_adaptive_clip_threshold_survives_zero_gradients():
+    zero = jax.tree_util.tree_map(jnp.zeros_like, tree())
+    g = tree()
+    outs, states = run(adaptive_clip(percentile=50.0, history=4), [zero, g, zero, zero, zero, zero, g])
+    assert float(states[0].threshold) == np.inf  # nothing recorded yet: no clip
+    assert int(states[-1].count) == 2  # only the two real norms were recorded
+    np.testing.assert_allclose(states[-1].threshold, optax.tree.norm(g), rtol=1e-6)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, outs[-1], g)  # not clipped to 0
+
+
+def test_integer_leaves_are_left_alone():
+    g = {"w": jnp.array([30.0, 40.0]), "count": jnp.array([7], jnp.int32)}
+    for tx in (clip_by_norm(1.0), clip_by_global_norm(1.0)):
+        u, state = tx.update(g, tx.init(g))
+        np.testing.assert_array_equal(u["count"], g["count"])
+        np.testing.assert_allclose(u["w"], [0.6, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(state.global_norm, 50.0, rtol=1e-6)  # the int is not counted
+
+
+@pytest.mark.parametrize("make", [adaptive_clip, zscore_clip])
+def test_init_shares_no_buffer_between_fields(make):
+    # a train step donates the state; one buffer in two fields cannot be donated
+    leaves = jax.tree_util.tree_leaves(make().init(None))
+    assert len({leaf.unsafe_buffer_pointer() for leaf in leaves}) == len(leaves)

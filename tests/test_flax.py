@@ -283,3 +283,17 @@ def test_errors(data):
         m(xs[..., :2])
     with pytest.raises(TypeError, match=r"rngs must be an nnx.Rngs, got int"):
         jf.nnx.GRU(INPUT, H, rngs=0)
+
+
+@pytest.mark.parametrize(
+    "make, pattern",
+    [
+        (lambda: jf.Stack([]), r"layers must be a non-empty sequence of modules, got list \[\]"),
+        (lambda: jf.Stack(None), r"layers must be a non-empty sequence of modules, got NoneType"),
+        (lambda: jf.Stack([jf.LSTM(H), 3]), r"layers\[1\] must be a flax.linen module, got int 3"),
+        (lambda: jf.nnx.Stack([3]), r"layers\[0\] must be a flax.nnx module, got int 3"),
+    ],
+)
+def test_stacks_reject_bad_layers(make, pattern):
+    with pytest.raises(TypeError, match=pattern):
+        make()

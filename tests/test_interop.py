@@ -185,3 +185,33 @@ def test_torch_errors():
         interop.to_torch(lstm, (params[0], (params[0][0], params[0][1])), num_layers=2, bidirectional=True)
     with pytest.raises(ValueError, match=r"hidden must have shape \(4, \*batch, 4\)"):
         interop.from_torch_state(jr.GRU(HIDDEN), np.zeros((2, 1, HIDDEN)), num_layers=2, bidirectional=True)
+
+
+_H = HIDDEN
+_S = jnp.zeros((2, _H))
+BAD_STATES = {
+    "to_torch_state h, c batches": (lambda: interop.to_torch_state(jr.LSTM(_H), jr.LSTMState(_S, jnp.zeros((3, _H)))), ValueError, r"state.h and state.c must have one shape, got \(2, 4\) and \(3, 4\)"),
+    "to_torch_state hidden size": (lambda: interop.to_torch_state(jr.GRU(_H), jnp.zeros((2, 5))), ValueError, r"state must have shape \(\*batch, 4\).*got shape \(2, 5\)"),
+    "to_torch_state layer batches": (lambda: interop.to_torch_state(jr.GRU(_H), (_S, jnp.zeros((3, _H))), num_layers=2), ValueError, r"must have one shape, got \(2, 4\) and \(3, 4\)"),
+    "from_torch_state h, c batches": (lambda: interop.from_torch_state(jr.LSTM(_H), (np.zeros((1, 2, _H)), np.zeros((1, 3, _H)))), ValueError, r"hidden\[0\] \(h\) and hidden\[1\] \(c\) must have one shape, got \(1, 2, 4\) and \(1, 3, 4\)"),
+    "from_torch_state integer": (lambda: interop.from_torch_state(jr.GRU(_H), np.zeros((1, 2, _H), np.int32)), TypeError, r"hidden must have a floating dtype, got int32"),
+    "from_flax_carry LSTM array": (lambda: interop.from_flax_carry(jr.LSTM(_H), _S), TypeError, r"carry must be Flax's LSTM carry, the tuple \(c, h\), got an array of shape \(2, 4\)"),
+    "from_flax_carry LSTM triple": (lambda: interop.from_flax_carry(jr.LSTM(_H), (_S, _S, _S)), TypeError, r"carry must be Flax's LSTM carry"),
+    "from_flax_carry c, h batches": (lambda: interop.from_flax_carry(jr.LSTM(_H), (_S, jnp.zeros((3, _H)))), ValueError, r"carry\[0\] \(c\) and carry\[1\] \(h\) must have one shape"),
+    "from_flax_carry GRU pair": (lambda: interop.from_flax_carry(jr.GRU(_H), (_S, _S)), TypeError, r"carry must be an array .*got a tuple of 2 items"),
+    "to_flax_carry LSTM array": (lambda: interop.to_flax_carry(jr.LSTM(_H), _S), TypeError, r"state must be an LSTMState\(h, c\) for LSTM, got an array"),
+    "to_flax_carry hidden size": (lambda: interop.to_flax_carry(jr.GRU(_H), jnp.zeros((2, 5))), ValueError, r"state must have shape \(\*batch, 4\)"),
+    "flax_cell dtype": (lambda: interop.flax_cell(jr.LSTM(_H), dtype="foo"), TypeError, r"dtype must be a floating dtype, got 'foo'"),
+    "flax_cell param_dtype": (lambda: interop.flax_cell(jr.LSTM(_H), param_dtype=jnp.int32), TypeError, r"param_dtype must be a floating dtype, got int32"),
+    "from_flax_params leaf": (lambda: interop.from_flax_params(jr.LSTM(_H), {f"{s}{g}": {"kernel": 1, "bias": 2} for s in "ih" for g in "ifgo"}), TypeError, r"variables\['ii'\]\['kernel'\] must be an array .*got int 1"),
+    "from_flax_params rank": (lambda: interop.from_flax_params(jr.SimpleRNN(_H), {"i": {"kernel": np.zeros(3), "bias": np.zeros(_H)}, "h": {"kernel": np.zeros((_H, _H))}}), ValueError, r"variables\['i'\]\['kernel'\] must have 2 dims .*got shape \(3,\)"),
+    "from_torch keys": (lambda: interop.from_torch(jr.GRU(_H), {1: np.zeros(3)}), TypeError, r"state_dict keys must be str .*got int 1"),
+    "torch_module batch_first": (lambda: interop.torch_module(jr.GRU(_H), 3, batch_first="yes"), TypeError, r"batch_first must be a bool, got str 'yes'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_STATES), ids=list(BAD_STATES))
+def test_state_and_carry_conversions_reject_bad_input(case):
+    make, error, pattern = BAD_STATES[case]
+    with pytest.raises(error, match=pattern):
+        make()

@@ -263,3 +263,109 @@ def test_bptt_clip(name):
         lambda p, s: weighted_loss(*loop_rnn(cell, p, xs, s, bptt_clip=0.01)), argnums=(0, 1)
     )(params, state)
     assert_trees_close(clipped, want, F32)
+
+
+# --------------------------------------------------------------------------
+# padding never matters; values jit cannot check are clamped or poison
+
+
+def _value_and_grads(cell, impl, **kwargs):
+    """A jitted ``(params, xs, state, lengths) -> ((final, ys), grads)``, the
+    gradients of :func:`weighted_loss` for params, xs and state."""
+
+    def loss(p, x, s, lengths):
+        out = jr.rnn(cell, p, x, s, seq_lengths=lengths, impl=impl, **kwargs)
+        return weighted_loss(*out), out
+
+    grad = jax.grad(loss, argnums=(0, 1, 2), has_aux=True)
+    return jax.jit(lambda p, x, s, lengths: grad(p, x, s, lengths)[::-1])
+
+
+# Sampled, not crossed: with the stack test below every cell runs fused, and
+# the scan twin runs each kind of cell; reverse and time_major vary.
+PADDING_CASES = [
+    ("relu", "fused", False, False),
+    ("irnn", "fused", True, True),
+    ("gru_rb", "fused", True, False),
+    ("tanh", "scan", True, True),
+    ("lstm", "scan", False, True),
+    ("gru", "scan", True, False),
+]
+
+
+@pytest.mark.parametrize("name,impl,reverse,time_major", PADDING_CASES, ids=str)
+def test_padding_never_matters(name, impl, reverse, time_major):
+    """NaN or inf past the lengths changes no value and no gradient (issue 10, #4)."""
+    cell = CELLS[name]
+    params, xs, state = inputs(cell, jnp.float32, batch=3)
+    lengths = jnp.array([T, 2, 0])
+    pad = (jnp.arange(T)[None, :] >= lengths[:, None])[..., None]  # (B, T, 1)
+    layout = (lambda a: jnp.moveaxis(a, 1, 0)) if time_major else (lambda a: a)
+    run = _value_and_grads(cell, impl, reverse=reverse, time_major=time_major)
+
+    want = run(params, layout(jnp.where(pad, 0.0, xs)), state, lengths)
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(want))
+    for fill in (jnp.nan, jnp.inf, -jnp.inf):
+        got = run(params, layout(jnp.where(pad, fill, xs)), state, lengths)
+        jax.tree_util.tree_map(np.testing.assert_array_equal, got, want)
+    dxs = layout(want[1][1])  # back to (B, T, I)
+    np.testing.assert_array_equal(jnp.where(pad, dxs, 0.0), 0.0)  # padding: no gradient
+
+
+def test_padding_never_matters_in_stacks():
+    """Stacked and bidirectional layers inherit it (fused: LSTM, GRU, tanh)."""
+    layers = (CELLS["lstm"], (CELLS["gru"], CELLS["tanh"]))
+    params = jr.init_stacked(KEY, layers, INPUT)
+    xs = jax.random.normal(KEY, (3, T, INPUT))
+    lengths = jnp.array([T, 2, 0])
+    pad = (jnp.arange(T)[None, :] >= lengths[:, None])[..., None]
+
+    @jax.jit
+    def grads(p, x):
+        return jax.grad(lambda p: weighted_loss(
+            *jr.stacked_rnn(layers, p, x, seq_lengths=lengths)))(p)
+
+    want = grads(params, jnp.where(pad, 0.0, xs))
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(want))
+    got = grads(params, jnp.where(pad, jnp.nan, xs))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, got, want)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_traced_seq_lengths_are_clamped(reverse):
+    """Under jit, lengths past the end run every step and negative ones none,
+    in both directions and both impls (issue 10, #5)."""
+    cell = CELLS["lstm"]
+    params, xs, state = inputs(cell, jnp.float32, batch=4)
+    bad = jnp.array([T + 1, -3, 2**31 - 1, 2], jnp.int32)
+    clamped = jnp.array([T, 0, T, 2], jnp.int32)
+    results = {}
+    for impl in ("fused", "scan"):
+        run = _value_and_grads(cell, impl, reverse=reverse)
+        results[impl] = got = run(params, xs, state, bad)
+        jax.tree_util.tree_map(np.testing.assert_array_equal, got, run(params, xs, state, clamped))
+    assert_trees_close(results["fused"], results["scan"], F32)
+
+
+def test_traced_bptt_clip_not_positive_gives_nan_gradients():
+    """Under jit a threshold jr.rnn would refuse (<= 0, NaN) leaves values alone
+    and makes the gradients NaN, so a train step skips it (issue 10, #5)."""
+    cell = CELLS["gru"]
+    params, xs, state = inputs(cell, jnp.float32, batch=2)
+    lengths = jnp.array([T, 0])
+    for impl in ("fused", "scan"):
+        with pytest.raises(ValueError, match="bptt_clip must be a positive float"):
+            jr.rnn(cell, params, xs, state, impl=impl, bptt_clip=float("nan"))
+
+        @jax.jit
+        def run(clip, impl=impl):
+            return _value_and_grads(cell, impl, bptt_clip=clip)(params, xs, state, lengths)
+
+        values, grads = run(jnp.float32(0.05))
+        assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(grads))
+        for clip in (0.0, -1.0, np.nan):
+            got_values, got_grads = run(jnp.float32(clip))
+            jax.tree_util.tree_map(np.testing.assert_array_equal, got_values, values)
+            p_grads, xs_grads, s_grads = got_grads
+            for leaf in jax.tree_util.tree_leaves((p_grads, xs_grads[0], s_grads)):
+                assert np.isnan(leaf).all()

@@ -186,3 +186,83 @@ def test_gru_beats_the_adding_baseline():
     assert out["test_loss"][0, 0] > 0.1  # it starts at or above the baseline
     assert out["test_loss"][0, -1] < 0.25 * task.baseline
     assert np.isfinite(out["grad_norm"]).all()
+
+
+_VOCAB = tasks.CharVocab("ab")
+_IMAGES = jnp.zeros((4, 3))
+BAD_TASK_ARGS = {
+    # the generators: lengths, sizes, keys
+    "adding lengths out of range": (lambda: tasks.adding(KEY, 3, 10, seq_lengths=[1, 10, 14]), ValueError, r"seq_lengths must lie in \[2, 10\].*got values from 1 to 14"),
+    "adding length 1": (lambda: tasks.adding(KEY, 3, 1), ValueError, r"length must be at least 2, got 1"),
+    "adding batch -1": (lambda: tasks.adding(KEY, -1, 10), ValueError, r"batch_size must be a positive int, got -1"),
+    "adding batch float": (lambda: tasks.adding(KEY, 2.0, 10), TypeError, r"batch_size must be a positive int, got float 2.0"),
+    "adding key": (lambda: tasks.adding(0, 2, 10), TypeError, r"key must be a PRNG key .*got int 0"),
+    "order length 3": (lambda: tasks.temporal_order(KEY, 2, 3), ValueError, r"length must be at least 10, got 3"),
+    "order batch 0": (lambda: tasks.temporal_order(KEY, 0, 10), ValueError, r"batch_size must be a positive int, got 0"),
+    "copy delay 0": (lambda: tasks.copy_memory(KEY, 2, 0), ValueError, r"delay must be a positive int, got 0"),
+    "copy batch -1": (lambda: tasks.copy_memory(KEY, -1, 5), ValueError, r"batch_size must be a positive int, got -1"),
+    "charlm batch": (lambda: tasks.CharLM.from_text("abcdefgh", length=3).sample(KEY, -1), ValueError, r"batch_size must be a positive int, got -1"),
+    "charlm text": (lambda: tasks.CharLM.from_text(5), TypeError, r"text must be a str, got int 5"),
+    "vocab encode": (lambda: _VOCAB.encode(5), TypeError, r"text must be a str, got int 5"),
+    # MNIST labels (a label outside [0, 10) made the loss NaN) and sizes
+    "mnist labels": (lambda: tasks.SequentialMNIST(_IMAGES, jnp.array([0, 1, 10, 2])), ValueError, r"labels must hold class labels in \[0, 10\), got values from 0 to 10"),
+    "mnist negative label": (lambda: tasks.SequentialMNIST(_IMAGES, np.array([0, -1, 3, 2])), ValueError, r"labels must hold class labels in \[0, 10\).*from -1"),
+    "mnist float labels": (lambda: tasks.SequentialMNIST(_IMAGES, jnp.zeros(4)), TypeError, r"labels must be integer class labels, got dtype float32"),
+    "mnist label count": (lambda: tasks.SequentialMNIST(_IMAGES, jnp.zeros(3, jnp.int32)), ValueError, r"labels must have shape \(4,\).*got shape \(3,\)"),
+    "mnist batches": (lambda: tasks.SequentialMNIST(_IMAGES, jnp.zeros(4, jnp.int32)).batches(0), ValueError, r"batch_size must be a positive int, got 0"),
+    "load_mnist path": (lambda: tasks.load_mnist(5), TypeError, r"path must be a file path .*got int 5"),
+    "load_text path": (lambda: tasks.load_text(None), TypeError, r"path must be a file path .*got NoneType"),
+    # the readout model
+    "init_params key": (lambda: tasks.Adding(5).init_params(jr.GRU(3), 0), TypeError, r"key must be a PRNG key"),
+    "make_loss cell": (lambda: tasks.Adding(5).make_loss("gru"), TypeError, r"cell must be a jaxrnn Cell, got str 'gru'"),
+    "apply params": (lambda: tasks.Adding(5).apply(jr.GRU(3), {"w": 1}, jnp.ones((2, 5, 2))), TypeError, r"params must be the readout model's dict"),
+    "loss shapes": (lambda: tasks.Adding(5).loss(jnp.ones((2, 1)), jnp.ones((3,))), ValueError, r"outputs must have shape \(3, 1\).*got shape \(2, 1\)"),
+    "loss float classes": (lambda: tasks.TemporalOrder(10).loss(jnp.ones((2, 4)), jnp.ones((2,))), TypeError, r"targets must be integer class indices, got dtype float32"),
+    "sample_text vocab": (lambda: tasks.sample_text(jr.GRU(4), {}, "ab", KEY, "a", 3), TypeError, r"vocab must be a CharVocab, got str 'ab'"),
+    "sample_text params": (lambda: tasks.sample_text(jr.GRU(4), {"cell": 1}, _VOCAB, KEY, "a", 3), TypeError, r"params must be the readout model's dict"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TASK_ARGS), ids=list(BAD_TASK_ARGS))
+def test_tasks_reject_bad_arguments(case):
+    make, error, pattern = BAD_TASK_ARGS[case]
+    with pytest.raises(error, match=pattern):
+        make()
+
+
+def test_traced_adding_lengths_are_clamped():
+    """Under jit the lengths cannot be checked: they are clamped to [2, T], so
+    every example still has two markers, one in each half, and their sum."""
+    T = 10
+    lengths = jnp.array([0, 1, 10, 14])
+    inputs, targets = jax.jit(tasks.adding, static_argnums=(1, 2))(KEY, 4, T, seq_lengths=lengths)
+    values, markers = np.asarray(inputs[..., 0]), np.asarray(inputs[..., 1])
+    ends = np.clip(np.asarray(lengths), 2, T)[:, None]
+    steps = np.arange(T)[None, :]
+    np.testing.assert_array_equal((markers * (steps < ends // 2)).sum(1), 1)
+    np.testing.assert_array_equal((markers * ((steps >= ends // 2) & (steps < ends))).sum(1), 1)
+    np.testing.assert_allclose(targets, (values * markers).sum(1), rtol=1e-6)
+
+
+def test_unreadable_mnist_files_are_value_errors(tmp_path, mnist_file):
+    """Truncated, corrupt, non-zip files and bad labels: a ValueError naming the path."""
+    data = mnist_file.read_bytes()
+    cases = {
+        "truncated.npz": data[: len(data) // 2],
+        "text.npz": b"not an archive",
+        "empty.npz": b"",
+    }
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=rf"mnist file '.*{name}' is not a zip archive"):
+            tasks.load_mnist(tmp_path / name)
+    corrupt = bytearray(data)
+    corrupt[200:260] = bytes(60)  # inside the first array's data: its CRC fails
+    (tmp_path / "corrupt.npz").write_bytes(bytes(corrupt))
+    with pytest.raises(ValueError, match=r"mnist file '.*corrupt.npz' is corrupt or truncated"):
+        tasks.load_mnist(tmp_path / "corrupt.npz")
+    bad_labels = tmp_path / "labels.npz"
+    np.savez(bad_labels, x_train=np.zeros((3, 4, 4), np.uint8), y_train=np.array([0, 1, 10]),
+             x_test=np.zeros((1, 4, 4), np.uint8), y_test=np.array([0]))
+    with pytest.raises(ValueError, match=r"labels.npz': y_train must hold class labels in \[0, 10\)"):
+        tasks.SequentialMNIST.from_npz(bad_labels)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -79,6 +80,57 @@ def test_non_finite_batch_is_skipped_and_counted():
     state, metrics = step(state, (xs, ys))
     assert not bool(metrics["skipped"]) and int(metrics["total_skipped"]) == 1
     assert int(state.step) == 3
+
+
+def quadratic(params, batch):  # compiles in a blink: for tests of the step's bookkeeping
+    return jnp.sum((params["w"] * batch) ** 2)
+
+
+def nan_maker():
+    """A transform that turns finite gradients into NaN (0 * inf), as a broken clip would."""
+    return optax.GradientTransformation(
+        lambda params: optax.EmptyState(),
+        lambda u, s, p=None: (jax.tree_util.tree_map(lambda g: g * jnp.float32(jnp.inf), u), s),
+    )
+
+
+@pytest.mark.parametrize(
+    "clip, zero_update_skipped",
+    [
+        (jr.clipping.adaptive_clip(), False),  # its init once shared a buffer between fields
+        (jr.clipping.zscore_clip(warmup=1), False),  # so did this one's
+        (nan_maker(), True),  # finite gradients, NaN updates: must not reach the params
+    ],
+)
+def test_non_finite_updates_are_skipped_and_zero_gradients_are_harmless(clip, zero_update_skipped):
+    opt = optax.chain(clip, optax.sgd(0.1, momentum=0.9))
+    state = TrainState.create({"w": jnp.ones(3)}, opt)
+    step = make_train_step(quadratic, opt)
+    for batch in (jnp.ones(3), jnp.zeros(3), jnp.ones(3)):
+        before = np.asarray(state.params["w"])
+        state, metrics = step(state, batch)
+        assert np.all(np.isfinite(state.params["w"]))
+        if zero_update_skipped:
+            assert bool(metrics["skipped"])
+            np.testing.assert_array_equal(state.params["w"], before)
+        else:
+            assert not bool(metrics["skipped"])
+    assert int(metrics["total_skipped"]) == (3 if zero_update_skipped else 0)
+    assert float(state.params["w"][0]) < 1.0 or zero_update_skipped
+
+
+def test_state_is_checked_and_aliased_leaves_are_copied():
+    sgd = optax.sgd(0.1, momentum=0.9)
+    step = make_train_step(quadratic, sgd)
+    with pytest.raises(TypeError, match=r"state must be a jaxrnn.training.TrainState; build it with TrainState.create.*got dict"):
+        step({"params": {"w": jnp.ones(3)}}, jnp.ones(3))
+    adam_state = TrainState.create({"w": jnp.ones(3)}, optax.adam(0.1))
+    with pytest.raises(ValueError, match=r"state.opt_state does not match the optimizer .*TraceState.*ScaleByAdamState"):
+        step(adam_state, jnp.ones(3))
+    w = jnp.ones(3)  # tied weights: one buffer twice in the donated state
+    state = TrainState.create({"w": w, "v": w}, sgd)
+    state, metrics = make_train_step(lambda p, b: quadratic(p, b) + jnp.sum(p["v"]), sgd)(state, jnp.ones(3))
+    assert not bool(metrics["skipped"])
 
 
 def test_has_aux():
@@ -190,3 +242,70 @@ def test_pascanu_exploding_gradients_and_norm_clipping():
     assert plain_skipped > 0 or not np.all(np.isfinite(plain[1:])) or plain[1:].max() > 1e6
     assert np.all(np.isfinite(clipped)) and clipped_skipped == 0
     assert clipped[-5:].mean() < 0.01 * clipped[0]
+
+
+# ---------------------------------------------------------------------------
+# checkpoints that survive faults
+
+
+def _tiny_state(value, step, size=3):
+    state = TrainState.create({"w": jnp.full((size,), float(value))}, OPT)
+    return state._replace(step=jnp.asarray(step, state.step.dtype))
+
+
+def _corrupt(folder: pathlib.Path, how: str) -> None:
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert files
+    for p in files:
+        if how == "zeroed":
+            p.write_bytes(bytes(p.stat().st_size))
+        elif how == "truncated":
+            p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+        else:  # files deleted, folders left
+            p.unlink()
+    if how == "emptied":
+        for p in folder.iterdir():
+            shutil.rmtree(p)
+
+
+@pytest.mark.parametrize("how", ["zeroed", "truncated", "deleted", "emptied"])
+def test_restore_falls_back_past_a_corrupt_checkpoint(tmp_path, how):
+    with Checkpointer(tmp_path, save_every=1) as ckpt:
+        for step in (1, 2):
+            assert ckpt.save(_tiny_state(step, step))
+    _corrupt(tmp_path / "2", how)
+    with Checkpointer(tmp_path, save_every=1) as ckpt:
+        with pytest.warns(jr.training.CheckpointWarning, match=r"step 2 .* cannot be read .* restored step 1"):
+            state = ckpt.restore_latest(_tiny_state(9, 0))
+        assert int(state.step) == 1 and ckpt.latest_step() == 1
+        np.testing.assert_array_equal(state.params["w"], np.ones(3))
+        assert (tmp_path / "2.corrupt").is_dir()  # set aside, not deleted
+        assert ckpt.save(_tiny_state(2, 2)) and ckpt.latest_step() == 2  # saved afresh
+
+
+def test_restore_refuses_another_model_and_unreadable_checkpoints(tmp_path):
+    with Checkpointer(tmp_path, save_every=1) as ckpt:
+        assert ckpt.save(_tiny_state(1, 1))
+        with pytest.raises(ValueError, match=r"params\.w: checkpoint \(3,\), state \(4,\)"):
+            ckpt.restore_latest(_tiny_state(0, 0, size=4))
+    _corrupt(tmp_path / "1", "zeroed")
+    with Checkpointer(tmp_path) as ckpt, pytest.raises(ValueError, match="no checkpoint .* can be read: step 1"):
+        ckpt.restore_latest(_tiny_state(0, 0))
+    assert (tmp_path / "1").is_dir()  # nothing is set aside when nothing can be restored
+
+
+def test_checkpointer_fails_fast_on_a_file(tmp_path):
+    import threading
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="directory must be a folder .* got the file"):
+        Checkpointer(tmp_path / "file")
+    # A save that fails leaves no thread behind (an async Orbax save left
+    # non-daemon threads waiting ~300 s, and the process could not exit).
+    ckpt = Checkpointer(tmp_path / "ckpt")
+    (tmp_path / "ckpt").rmdir()
+    (tmp_path / "ckpt").write_text("x")
+    with pytest.raises(OSError):
+        ckpt.save(_tiny_state(1, 1), force=True)
+    ckpt.close()
+    assert [t.name for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()] == []

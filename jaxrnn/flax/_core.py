@@ -49,6 +49,19 @@ def state_to_carry(cell: Cell, state: Any) -> Any:
     return state
 
 
+def check_stack_layers(layers: Any, module_type: type, kind: str) -> None:
+    """A stack's layers: a non-empty sequence of modules (linen and nnx)."""
+    if not isinstance(layers, (tuple, list)) or not layers:
+        raise TypeError(
+            f"layers must be a non-empty sequence of modules, got {_checks.describe(layers)}"
+        )
+    for i, m in enumerate(layers):
+        if not isinstance(m, module_type):
+            raise TypeError(
+                f"layers[{i}] must be a {kind} module, got {_checks.describe(m)}"
+            )
+
+
 def compute_dtype(dtype: Any, inputs_dtype: Any, params_dtype: Any) -> Any:
     """``dtype``, or when it is ``None`` the promotion of inputs and params (Flax's rule)."""
     if dtype is not None:

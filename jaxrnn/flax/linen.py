@@ -35,7 +35,7 @@ from ..cells import IRNN as _IRNN
 from ..cells import LSTM as _LSTM
 from ..cells import Cell
 from ..cells import SimpleRNN as _SimpleRNN
-from ._core import run
+from ._core import check_stack_layers, run
 
 __all__ = ["GRU", "IRNN", "LSTM", "SimpleRNN", "Stack"]
 
@@ -399,6 +399,10 @@ class Stack(nn.Module):
     layers: Sequence[nn.Module]
     time_major: bool = False
     return_carry: bool = False
+
+    def __post_init__(self) -> None:
+        check_stack_layers(self.layers, nn.Module, "flax.linen")
+        super().__post_init__()
 
     def __call__(
         self,

@@ -26,7 +26,7 @@ from ..cells import IRNN as _IRNN
 from ..cells import LSTM as _LSTM
 from ..cells import Cell
 from ..cells import SimpleRNN as _SimpleRNN
-from ._core import run
+from ._core import check_stack_layers, run
 from .linen import _layer_cells
 
 __all__ = ["GRU", "IRNN", "LSTM", "SimpleRNN", "Stack"]
@@ -420,10 +420,7 @@ class Stack(_nnx.Module):
     def __init__(
         self, layers: Sequence[_nnx.Module], *, time_major: bool = False, return_carry: bool = False
     ) -> None:
-        if not isinstance(layers, (tuple, list)) or not layers:
-            raise TypeError(
-                f"layers must be a non-empty sequence of modules, got {_checks.describe(layers)}"
-            )
+        check_stack_layers(layers, _nnx.Module, "flax.nnx")
         self.layers = _nnx.List(list(layers))
         self.time_major = time_major
         self.return_carry = return_carry

@@ -115,6 +115,93 @@ def make_options(
 
 
 # --------------------------------------------------------------------------
+# sharding
+#
+# The recurrence is independent across examples, so the kernel is written for
+# one device's examples and made to run under every way of distributing them:
+# - Auto mesh axes (``jax.sharding.Mesh``): types carry no sharding and XLA
+#   partitions the kernel by itself; nothing to do.
+# - Explicit mesh axes (what ``jax.make_mesh`` makes by default): an array's
+#   sharding is part of its type, and the ops the kernel is built from
+#   (writes into per-step buffers, ``C·B``-row GEMMs, their transposes) would
+#   each need it spelled out. The kernel instead runs under ``shard_map``
+#   over the explicit axes, each device on its own examples; the transpose of
+#   ``shard_map`` sums the weight gradients over the devices.
+# - Inside ``shard_map`` (the user's or the one above), values that differ
+#   between devices have a "varying" type; a scan's carry and a custom_vjp's
+#   cotangents must keep their type, so every input, and every zero the
+#   kernel makes, is cast to vary over the same axes as the data (the
+#   transpose of that cast sums the gradients of replicated weights).
+
+
+def _vma(x: Any) -> frozenset:
+    """The manual mesh axes over which ``x`` varies (empty outside shard_map)."""
+    aval = jax.typeof(x)
+    manual = getattr(aval, "manual_axis_type", None)  # JAX >= 0.9; before: aval.vma
+    return frozenset(manual.varying if manual is not None else getattr(aval, "vma", ()))
+
+
+def _vary(tree: Any, axes: frozenset) -> Any:
+    """``tree`` with every leaf cast to vary over ``axes`` too."""
+
+    def cast(leaf):
+        missing = tuple(sorted(axes - _vma(leaf)))
+        return lax.pcast(leaf, missing, to="varying") if missing else leaf
+
+    return _tmap(cast, tree)
+
+
+def _explicit_mesh(tree: Any) -> Any:
+    """The mesh with Explicit axes that some leaf of ``tree`` is typed on, or ``None``."""
+    for leaf in jax.tree_util.tree_leaves(tree):
+        mesh = getattr(jax.typeof(leaf).sharding, "mesh", None)
+        if mesh is not None and jax.sharding.AxisType.Explicit in getattr(mesh, "axis_types", ()):
+            return mesh
+    return None
+
+
+def _per_shard(fn: Any, mesh: Any, batch_axis: int, args: tuple) -> Any:
+    """Runs ``fn(params, xs, state, lengths, clip, probe)`` under ``shard_map``
+    over ``mesh``'s Explicit axes, with the batch split the way ``xs`` splits
+    it and everything else replicated (resharded so first if it is not)."""
+    P = jax.sharding.PartitionSpec
+    explicit = {
+        name
+        for name, kind in zip(mesh.axis_names, mesh.axis_types)
+        if kind == jax.sharding.AxisType.Explicit
+    }
+    params, xs, state, lengths, clip, probe = args
+    spec = jax.typeof(xs).sharding.spec
+    batch = spec[batch_axis] if len(spec) > batch_axis else None
+    names = (batch,) if isinstance(batch, str) else tuple(batch or ())
+    batch = batch if set(names) <= explicit else None
+
+    def seq_spec(ndim):  # xs, ys and probe leaves: (B, T, F) or (T, B, F)
+        return P(*[batch if i == batch_axis else None for i in range(ndim)])
+
+    specs = (
+        _tmap(lambda _: P(), params),
+        seq_spec(xs.ndim),
+        _tmap(lambda _: P(batch), state),
+        None if lengths is None else P(batch),
+        None if clip is None else P(),
+        None if probe is None else _tmap(lambda q: seq_spec(q.ndim), probe),
+    )
+    args = jax.tree_util.tree_map(
+        lambda spec, a: _tmap(
+            lambda leaf: jax.sharding.reshard(leaf, jax.sharding.NamedSharding(mesh, spec)), a
+        ),
+        specs,
+        args,
+        is_leaf=lambda x: isinstance(x, P) or x is None,
+    )
+    out_specs = (_tmap(lambda _: P(batch), state), seq_spec(xs.ndim))
+    return jax.shard_map(
+        fn, mesh=mesh, in_specs=specs, out_specs=out_specs, axis_names=explicit
+    )(*args)
+
+
+# --------------------------------------------------------------------------
 # helpers
 
 
@@ -138,7 +225,7 @@ def _select(valid: Array, a: Any, b: Any) -> Any:
 
 def _zeros_acc(params: Any) -> Any:
     """Zero parameter gradients in the accumulation dtype (float32 for half params)."""
-    return _tmap(lambda p: jnp.zeros(p.shape, accumulation_dtype(p.dtype)), params)
+    return _tmap(lambda p: _vary(jnp.zeros(p.shape, accumulation_dtype(p.dtype)), _vma(p)), params)
 
 
 def _acc_add(acc: Any, g: Any) -> Any:
@@ -268,7 +355,7 @@ def _seq_buffers(cell: Cell, s0: Any, xs: Array, opts: Options, full: bool) -> A
     def buf(leaf):
         shape = list(xs.shape[:-1]) + [leaf.shape[-1]]
         shape[opts.time_axis] = T
-        return jnp.zeros(shape, leaf.dtype)
+        return _vary(jnp.zeros(shape, leaf.dtype), _vma(xs))
 
     return _tmap(buf, s0) if full else buf(cell.output(s0))
 
@@ -628,8 +715,18 @@ def fused_rnn(
         if bptt_clip is None
         else jnp.asarray(bptt_clip, accumulation_dtype(params.w_hh.dtype))
     )
+
+    def run(*args):
+        # One type for every input (see "sharding" above), then the kernel.
+        args = _vary(args, frozenset().union(*map(_vma, jax.tree_util.tree_leaves(args))))
+        return _fused(cell, opts, *args)
+
+    args = (params, xs, state, seq_lengths, clip, probe)
     try:
-        return _fused(cell, opts, params, xs, state, seq_lengths, clip, probe)
+        mesh = _explicit_mesh(args)
+        if mesh is None:
+            return run(*args)
+        return _per_shard(run, mesh, 1 - opts.time_axis, args)
     except TypeError as e:
         if "forward-mode" not in str(e) or "custom_vjp" not in str(e):
             raise
