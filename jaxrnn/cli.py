@@ -6,7 +6,25 @@ gradient-norm clipping; it prints a table and writes a run folder with
 ``report.png`` and ``metrics.json``. ``jaxrnn <command> --help`` lists the
 options of each command.
 
-Errors in the arguments are reported in one line, with exit status 2.
+``jaxrnn train`` writes its run folder (``--out``) as it goes, so that a run
+killed at any moment loses nothing it cannot redo:
+
+- ``config.json``: the run's settings; ``--resume`` refuses other values of
+  the settings that define the run (task, length, cell, hidden, optimizer,
+  learning rate, clipping, batch, seed, data) and names the ones that differ;
+- ``metrics.jsonl``: one JSON line per step (``step``, ``loss``,
+  ``grad_norm``, ``skipped``; ``eval_loss`` and ``eval_metric`` on evaluation
+  steps), flushed as each step ends; ``--resume`` keeps the lines up to the
+  restored step and trains the rest again;
+- ``checkpoints/<step>/``: Orbax checkpoints every ``--checkpoint-every``
+  steps and at the end. ``--resume`` restores the newest intact one; a damaged
+  one is renamed ``<step>.corrupt`` with a warning;
+- at the end, ``metrics.json`` (a summary and the whole history),
+  ``metrics.csv`` and ``curves.png``, each written to a temporary file and
+  renamed, so none is ever half written.
+
+Errors in the arguments are reported in one line, with exit status 2, before
+anything trains.
 """
 
 from __future__ import annotations
@@ -725,8 +743,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_demo, impl="scan")
 
     p = sub.add_parser("train", help="train one model on one task, with checkpoints and resume",
-                       description="Trains a cell with a linear readout on a task; writes metrics.json, "
-                       "metrics.csv, curves.png and Orbax checkpoints to the run folder.")
+                       description="Trains a cell with a linear readout on a task. Writes to the run "
+                       "folder config.json (the settings), metrics.jsonl (one line per step, as it trains), "
+                       "Orbax checkpoints/ and, at the end, metrics.json, metrics.csv and curves.png.")
     p.add_argument("--task", choices=["adding", "copy", "order", "charlm", "mnist"], default="adding")
     p.add_argument("--length", "-T", type=_positive_int, default=100,
                    help="sequence length (copy: the delay; charlm: the window) (default 100)")
@@ -744,7 +763,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=_positive_int, default=32)
     p.add_argument("--eval-every", type=_positive_int, default=100)
     p.add_argument("--checkpoint-every", type=_positive_int, default=500)
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its newest intact checkpoint (same settings; "
+                   "metrics.jsonl keeps the steps up to it)")
     p.add_argument("--text", default=None, help="charlm: a text file (default: the Python standard library's sources)")
     p.add_argument("--mnist", default=None, help="mnist: a local mnist.npz (x_train, y_train, x_test, y_test)")
     p.add_argument("--permuted", action="store_true", help="mnist: permuted pixel order")

@@ -214,10 +214,11 @@ def make_train_step(
         whether each process passes only its own share of the batch: the rows
         for its devices on the ``"data"`` axis, in their order. The step
         assembles the global batch with
-        :func:`jax.make_array_from_process_local_data`, so processes with
-        ``n`` local rows each train as one process on all their rows,
-        concatenated in process order. ``False``: every process passes the
-        same, whole batch. Needs ``mesh``; in one process, both are the same.
+        :func:`jax.make_array_from_process_local_data`: the processes train as
+        one process would on all their rows (concatenated in process order
+        when the ``"data"`` axis lists the devices process by process).
+        ``False``: every process passes the same, whole batch. Needs ``mesh``;
+        in one process, both are the same.
       has_aux: whether ``loss_fn`` returns ``(loss, aux)``; ``aux`` is returned
         in the metrics.
 

@@ -60,40 +60,57 @@ class Killed(BaseException):
 
 def test_train_checkpoints_and_resumes(tmp_path, capsys, monkeypatch):
     common = ["train", "--task", "adding", "--length", "5", "--cell", "gru", "--hidden", "4",
-              "--batch", "4", "--optimizer", "sgd", "--checkpoint-every", "4", "--eval-every", "4",
-              "--out", str(tmp_path), "--no-progress", "--steps", "12"]
+              "--batch", "4", "--optimizer", "sgd", "--checkpoint-every", "2", "--eval-every", "4",
+              "--out", str(tmp_path), "--no-progress", "--steps", "8"]
     save = training.Checkpointer.save
 
     def save_then_die(self, state, **kw):
-        if int(state.step) == 10:
+        if int(state.step) == 7:
             raise Killed
         return save(self, state, **kw)
+
+    def read_log():
+        return [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
 
     with jax.numpy_dtype_promotion("standard"):
         with monkeypatch.context() as m:
             m.setattr(training.Checkpointer, "save", save_then_die)
             with pytest.raises(Killed):
                 cli.main(common)
-        # Killed after step 10: its metrics are on disk, step by step.
-        log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-        assert [r["step"] for r in log] == list(range(1, 11))
+        # Killed after step 7: its metrics are on disk, line by line.
+        killed = read_log()
+        assert [r["step"] for r in killed] == list(range(1, 8))
         assert not (tmp_path / "metrics.json").exists()
-        # The latest checkpoint (8) is damaged: the run resumes from 4, and says so.
-        for f in (tmp_path / "checkpoints" / "8").rglob("*"):
+        # The latest checkpoint (6) is damaged: the run resumes from 4, and says so.
+        for f in (tmp_path / "checkpoints" / "6").rglob("*"):
             if f.is_file():
                 f.write_bytes(bytes(f.stat().st_size))
         assert cli.main([*common, "--resume"]) == 0
     captured = capsys.readouterr()
     assert "resumed from step 4" in captured.out
-    assert "jaxrnn train: warning: checkpoint step 8" in captured.err
-    log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == list(range(1, 13))
+    assert "jaxrnn train: warning: checkpoint step 6" in captured.err
+    log = read_log()
+    assert [r["step"] for r in log] == list(range(1, 9))
+    assert log[:7] == killed  # steps 5-7 trained again, to the same numbers
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["history"]["step"] == list(range(1, 13))
-    assert metrics["history"]["eval_step"] == [4, 8, 12]
+    assert metrics["history"]["step"] == list(range(1, 9))
+    assert metrics["history"]["eval_step"] == [4, 8]
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert lines[0] == "step,loss,grad_norm,skipped" and len(lines) == 13
+    assert lines[0] == "step,loss,grad_norm,skipped" and len(lines) == 9
     assert (tmp_path / "curves.png").is_file()
+
+
+def test_write_atomic_leaves_the_old_file_whole_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    path.write_text("old")
+
+    def crash(*args):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(cli.os, "replace", crash)
+    with pytest.raises(OSError, match="disk gone"):
+        cli._write_atomic(path, "new")
+    assert path.read_text() == "old"
 
 
 def test_train_char_lm_samples_text(tmp_path, capsys):

@@ -233,9 +233,9 @@ def test_tasks_reject_bad_arguments(case):
 def test_traced_adding_lengths_are_clamped():
     """Under jit the lengths cannot be checked: they are clamped to [2, T], so
     every example still has two markers, one in each half, and their sum."""
-    T = 10
-    lengths = jnp.array([0, 1, 10, 14])
-    inputs, targets = jax.jit(tasks.adding, static_argnums=(1, 2))(KEY, 4, T, seq_lengths=lengths)
+    T, B = 12, 500  # test_adding_with_seq_lengths's shapes: its compilation is reused
+    lengths = jnp.zeros((B,), jnp.int32).at[:4].set(jnp.array([0, 1, 12, 14]))
+    inputs, targets = jax.jit(tasks.adding, static_argnums=(1, 2))(KEY, B, T, seq_lengths=lengths)
     values, markers = np.asarray(inputs[..., 0]), np.asarray(inputs[..., 1])
     ends = np.clip(np.asarray(lengths), 2, T)[:, None]
     steps = np.arange(T)[None, :]

@@ -3,12 +3,8 @@ Pascanu's exploding-gradient mechanism."""
 
 from __future__ import annotations
 
-import os
 import pathlib
 import shutil
-import subprocess
-import sys
-import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -149,44 +145,6 @@ def test_bad_arguments():
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("model",))
     with pytest.raises(ValueError, match=r'mesh must have a "data" axis, got axes \(\'model\',\)'):
         make_train_step(loss_fn, OPT, mesh=mesh)
-
-
-SHARDED = textwrap.dedent(
-    """
-    import jax, jax.numpy as jnp, numpy as np, optax, sys
-    sys.path.insert(0, {tests!r})
-    from test_training import OPT, init_params, loss_fn, make_batch
-    from jaxrnn.training import TrainState, make_train_step
-    assert len(jax.devices()) == 4, jax.devices()
-    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
-    one = make_train_step(loss_fn, OPT)
-    four = make_train_step(loss_fn, OPT, mesh=mesh)
-    s1 = TrainState.create(init_params(), OPT)
-    s4 = TrainState.create(init_params(), OPT)
-    for i in range(3):
-        batch = make_batch(jax.random.PRNGKey(i))
-        s1, m1 = one(s1, batch)
-        s4, m4 = four(s4, batch)
-        np.testing.assert_allclose(m4["loss"], m1["loss"], rtol=1e-5)
-    assert len(s4.params["w"].sharding.device_set) == 4
-    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), s4.params, s1.params)
-    try:
-        four(s4, make_batch(jax.random.PRNGKey(9), n=6))
-    except ValueError as e:
-        assert "divisible by the 4 devices" in str(e), e
-    else:
-        raise AssertionError("an indivisible batch was accepted")
-    print("SHARDED-OK")
-    """
-)
-
-
-def test_sharded_step_over_four_host_devices_equals_one_device():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-    code = SHARDED.format(tests=str(pathlib.Path(__file__).parent))
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "SHARDED-OK" in done.stdout
 
 
 def test_resume_is_exact(tmp_path):
