@@ -92,16 +92,19 @@ def _clip_per_example(ct: Any, max_norm: Any) -> Any:
 
     ``scale == 1`` exactly when the norm is within the limit, so small
     cotangents pass bit for bit; larger ones are rescaled to ``max_norm``.
-    An infinite ``max_norm`` never clips (nor does a NaN one, which only a
-    traced value can be); a negative one counts as 0. The comparison is on
+    An infinite ``max_norm`` never clips. A traced one that is not positive
+    (0, negative or NaN; a concrete one is refused) makes the cotangent NaN,
+    the rule of ``jr.rnn(..., bptt_clip=...)``: the training step's finite
+    check then skips the update instead of applying a wrong one. The comparison is on
     squared norms so that a zero cotangent has finite derivatives too
     (``sqrt`` is not differentiable at 0), for grad of grad. The fused engine
     applies the same function inside its backward pass.
     """
     sq = _per_example_sq_norm(ct)
-    limit = jnp.maximum(jnp.asarray(max_norm, sq.dtype), 0)
+    limit = jnp.asarray(max_norm, sq.dtype)
     clip = sq > jnp.square(limit)
     scale = jnp.where(clip, limit / jnp.sqrt(jnp.where(clip, sq, 1)), 1).astype(sq.dtype)
+    scale = jnp.where(limit > 0, scale, jnp.nan).astype(sq.dtype)
     return jax.tree_util.tree_map(lambda g: g * scale[..., None].astype(g.dtype), ct)
 
 
@@ -128,7 +131,8 @@ def clip_gradient(x: Any, max_norm: Any) -> Any:
     Args:
       x: an array ``(*batch, features)`` or a pytree of such arrays.
       max_norm: a positive scalar (it may be traced); it gets no gradient.
-        ``inf`` never clips.
+        ``inf`` never clips. A traced value that is not positive (which
+        cannot be refused under ``jit``) makes the cotangent NaN.
 
     Returns:
       ``x`` itself.

@@ -247,6 +247,16 @@ def test_infinite_threshold_never_clips():
     jax.tree_util.tree_map(np.testing.assert_array_equal, out, lstm_ct)
 
 
+def test_traced_threshold_not_positive_makes_the_cotangent_nan():
+    # the rule of jr.rnn's bptt_clip: a bad traced threshold poisons the gradient,
+    # so the train step skips it, rather than flipping or zeroing it silently
+    ct = jnp.array([[3.0, 4.0], [0.0, 0.0]])
+    clipped = jax.jit(_clip_per_example)
+    for bad in (0.0, -1.0, jnp.nan):
+        assert np.isnan(np.asarray(clipped(ct, jnp.float32(bad)))).all(), bad
+    np.testing.assert_allclose(clipped(ct, jnp.float32(1.0)), [[0.6, 0.8], [0.0, 0.0]], rtol=1e-6)
+
+
 def test_zero_gradient_gives_zero_update():
     zero = jax.tree_util.tree_map(jnp.zeros_like, tree())
     for tx in (clip_by_norm(1.0), clip_by_global_norm(1.0), adaptive_clip(), zscore_clip(warmup=1)):
