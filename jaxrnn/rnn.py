@@ -19,6 +19,7 @@ import numpy as np
 from jax import lax
 
 from . import _checks
+from ._sharding import vary, varying_axes_of
 from .cells import Cell, accumulation_dtype
 from .clipping import _check_max_norm, clip_gradient
 from .kernels import fused_rnn
@@ -253,6 +254,10 @@ def _scan_impl(
             y = jnp.where(valid, y, jnp.zeros_like(y))
         return new, y
 
+    # Inside a user's shard_map the carry must vary over the mesh axes that
+    # the data and params vary over from the start (a zero initial state
+    # does not), or the first step changes its type and lax.scan refuses it.
+    state = vary(state, varying_axes_of(params, xs, state, seq_lengths))
     return lax.scan(body, state, (xs, steps), unroll=unroll)
 
 

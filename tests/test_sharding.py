@@ -119,10 +119,10 @@ FOUR_DEVICES = textwrap.dedent(
         close(f(params, jax.device_put(xs, NamedSharding(mesh, P("data"))), lengths), want[False])
         close(f(jax.device_put(params, NamedSharding(mesh, P())), xs, lengths), want[False])
 
-    def per_shard(mesh):
+    def per_shard(mesh, impl="fused"):
         def f(p, x, n):
             local = jax.shard_map(
-                lambda p, x, n: jax.lax.psum(loss("fused")(p, x, n), "data"),
+                lambda p, x, n: jax.lax.psum(loss(impl)(p, x, n), "data"),
                 mesh=mesh, in_specs=(P(), P("data"), P("data")), out_specs=P())
             return local(p, x, n)
         return jax.jit(jax.value_and_grad(f, (0, 1)))
@@ -131,6 +131,7 @@ FOUR_DEVICES = textwrap.dedent(
     def _():
         mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
         close(per_shard(mesh)(params, xs, lengths), want[False])
+        close(per_shard(mesh, "scan")(params, xs, lengths), want[False])  # the reference too
         mesh = jax.make_mesh((4,), ("data",))
         sharded = NamedSharding(mesh, P("data"))
         x, n = jax.device_put(xs, sharded), jax.device_put(lengths, sharded)

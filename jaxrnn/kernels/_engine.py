@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from .._sharding import vary, varying_axes, varying_axes_of
 from ..cells import Cell, accumulation_dtype
 from ..clipping import _clip_per_example
 
@@ -134,23 +135,6 @@ def make_options(
 #   transpose of that cast sums the gradients of replicated weights).
 
 
-def _vma(x: Any) -> frozenset:
-    """The manual mesh axes over which ``x`` varies (empty outside shard_map)."""
-    aval = jax.typeof(x)
-    manual = getattr(aval, "manual_axis_type", None)  # JAX >= 0.9; before: aval.vma
-    return frozenset(manual.varying if manual is not None else getattr(aval, "vma", ()))
-
-
-def _vary(tree: Any, axes: frozenset) -> Any:
-    """``tree`` with every leaf cast to vary over ``axes`` too."""
-
-    def cast(leaf):
-        missing = tuple(sorted(axes - _vma(leaf)))
-        return lax.pcast(leaf, missing, to="varying") if missing else leaf
-
-    return _tmap(cast, tree)
-
-
 def _explicit_mesh(tree: Any) -> Any:
     """The mesh with Explicit axes that some leaf of ``tree`` is typed on, or ``None``."""
     for leaf in jax.tree_util.tree_leaves(tree):
@@ -225,7 +209,7 @@ def _select(valid: Array, a: Any, b: Any) -> Any:
 
 def _zeros_acc(params: Any) -> Any:
     """Zero parameter gradients in the accumulation dtype (float32 for half params)."""
-    return _tmap(lambda p: _vary(jnp.zeros(p.shape, accumulation_dtype(p.dtype)), _vma(p)), params)
+    return _tmap(lambda p: vary(jnp.zeros(p.shape, accumulation_dtype(p.dtype)), varying_axes(p)), params)
 
 
 def _acc_add(acc: Any, g: Any) -> Any:
@@ -355,7 +339,7 @@ def _seq_buffers(cell: Cell, s0: Any, xs: Array, opts: Options, full: bool) -> A
     def buf(leaf):
         shape = list(xs.shape[:-1]) + [leaf.shape[-1]]
         shape[opts.time_axis] = T
-        return _vary(jnp.zeros(shape, leaf.dtype), _vma(xs))
+        return vary(jnp.zeros(shape, leaf.dtype), varying_axes(xs))
 
     return _tmap(buf, s0) if full else buf(cell.output(s0))
 
@@ -718,7 +702,7 @@ def fused_rnn(
 
     def run(*args):
         # One type for every input (see "sharding" above), then the kernel.
-        args = _vary(args, frozenset().union(*map(_vma, jax.tree_util.tree_leaves(args))))
+        args = vary(args, varying_axes_of(args))
         return _fused(cell, opts, *args)
 
     args = (params, xs, state, seq_lengths, clip, probe)
