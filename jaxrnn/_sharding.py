@@ -32,6 +32,10 @@ def vary(tree: Any, axes: frozenset) -> Any:
 
     def cast(leaf: Any) -> Any:
         missing = tuple(sorted(axes - varying_axes(leaf)))
-        return lax.pcast(leaf, missing, to="varying") if missing else leaf
+        if not missing:
+            return leaf
+        if hasattr(lax, "pcast"):
+            return lax.pcast(leaf, missing, to="varying")
+        return lax.pvary(leaf, missing)  # JAX < 0.8's name for the same cast
 
     return jax.tree_util.tree_map(cast, tree)
