@@ -9,7 +9,9 @@ The cell here is a one-gate "highway" RNN:
 Its parameters follow jaxrnn's layout (gate blocks z, n along the last axis);
 subclassing ``jr.Cell`` and writing ``init_params`` and ``pointwise`` is all it
 takes for ``jr.rnn(..., impl="fused")`` to run it with the hand-written
-backward pass, every residual policy, masking, reverse and ``bptt_clip``.
+backward pass, every residual policy, masking, reverse and ``bptt_clip``,
+and for ``jr.flax.RNN(cell)`` (linen) and ``jr.flax.nnx.RNN(cell, ...)`` to
+make it a Flax layer.
 
 Run:  python examples/custom_cell.py
 """
@@ -69,6 +71,16 @@ def main():
     scan = jax.jit(jax.grad(lambda p: loss(p, "scan")))(params)
     diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(fused, scan))
     print(f"HighwayRNN: fused and scan gradients differ by at most {diff:.2e}")
+
+    # The same cell as a Flax layer (linen here; jf.nnx.RNN(cell, 8, rngs=...)
+    # for nnx), with no extra code: its params are the cell's, field by field.
+    import jaxrnn.flax as jf
+
+    layer = jf.RNN(cell)
+    variables = layer.init(jax.random.PRNGKey(2), xs)
+    ys = layer.apply(variables, xs, seq_lengths=lengths)
+    _, ys_rnn = jr.rnn(cell, HighwayParams(**variables["params"]), xs, seq_lengths=lengths)
+    print(f"jr.flax.RNN(HighwayRNN) equals jr.rnn: {bool(jnp.all(ys == ys_rnn))}")
 
 
 if __name__ == "__main__":

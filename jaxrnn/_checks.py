@@ -108,3 +108,17 @@ def path_like(name: str, value: Any) -> None:
     """Checks that ``value`` is a file path: a ``str`` or an ``os.PathLike``."""
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a file path (a str or os.PathLike), got {describe(value)}")
+
+
+def positive_scalar(name: str, value: Any) -> None:
+    """Checks that ``value`` is a positive scalar: a real number or a shape-``()``
+    array (not a bool). A traced value passes unchecked, since its sign is not
+    known at trace time; callers state what a non-positive one does."""
+    if isinstance(value, bool) or not (
+        isinstance(value, numbers.Real) or (hasattr(value, "shape") and hasattr(value, "dtype"))
+    ):
+        raise TypeError(f"{name} must be a positive float, got {describe(value)}")
+    if hasattr(value, "shape") and tuple(value.shape) != ():
+        raise ValueError(f"{name} must be a scalar, got shape {tuple(value.shape)}")
+    if is_concrete(value) and not float(value) > 0:
+        raise ValueError(f"{name} must be a positive float, got {float(value)}")

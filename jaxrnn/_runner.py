@@ -21,6 +21,7 @@ import numpy as np
 import optax
 
 from . import cells as _cells
+from . import clipping
 from .tasks import Task
 
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
@@ -29,14 +30,8 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "rmsprop": optax.rmsprop,
 }
 
-#: cells by command-line name: constructor of a cell of hidden size H
-CELLS: dict[str, Callable[[int], _cells.Cell]] = {
-    "tanh": lambda h: _cells.SimpleRNN(h),
-    "relu": lambda h: _cells.SimpleRNN(h, activation="relu"),
-    "irnn": lambda h: _cells.IRNN(h),
-    "lstm": lambda h: _cells.LSTM(h),
-    "gru": lambda h: _cells.GRU(h),
-}
+#: cells by command-line name (one registry: jaxrnn.cells.NAMED_CELLS)
+CELLS = _cells.NAMED_CELLS
 
 
 def make_optimizer(name: str) -> optax.GradientTransformation:
@@ -44,17 +39,6 @@ def make_optimizer(name: str) -> optax.GradientTransformation:
     its updates by each run's (traced) learning rate, which is exact for
     every optimizer here (their updates are linear in the learning rate)."""
     return OPTIMIZERS[name](1.0)
-
-
-def clip_global_norm(grads: Any, max_norm: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
-    """Global-norm clipping (Pascanu et al. 2013; the rule of
-    :func:`jaxrnn.clipping.clip_by_global_norm`) with a traced threshold, so
-    that clipped and unclipped runs train side by side under ``vmap``
-    (``max_norm = inf`` never clips). Returns ``(grads, norm, clipped)``."""
-    norm = optax.tree.norm(grads).astype(jnp.float32)
-    clipped = norm > max_norm
-    scale = jnp.where(clipped, max_norm / norm, 1.0)
-    return jax.tree_util.tree_map(lambda g: g * scale.astype(g.dtype), grads), norm, clipped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +102,11 @@ def run_block(
             params, opt_state = carry
             batch = task.sample(k, cfg.batch_size)
             loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-            grads, norm, clipped = clip_global_norm(grads, max_norm)
+            # A traced threshold: clipped and unclipped runs (max_norm = inf)
+            # train side by side under vmap.
+            clip = clipping.clip_by_global_norm(max_norm)
+            grads, clip_state = clip.update(grads, clip.init(grads))
+            norm, clipped = clip_state.global_norm, clip_state.clipped
             # optax.adam's bias correction raises a float to an int32 power,
             # which strict dtype promotion rejects; the rest stays strict.
             with jax.numpy_dtype_promotion("standard"):

@@ -58,12 +58,12 @@ Array = jax.Array
 Initializer = Callable[..., Array]
 Activation = Union[str, Callable[[Array], Array]]
 
-# Module-level defaults: one shared object each, so that two configs built
-# with the defaults compare (and hash) equal.
-_GLOROT = jax.nn.initializers.glorot_uniform()
-_ORTHOGONAL = jax.nn.initializers.orthogonal()
-_ZEROS = jax.nn.initializers.zeros
-_IRNN_INPUT = jax.nn.initializers.normal(stddev=1e-3)
+# The defaults are jaxrnn.initializers' named ones: one shared object each, so
+# that two configs built with the defaults compare (and hash) equal.
+_GLOROT = _inits.default_w_ih
+_ORTHOGONAL = _inits.default_w_hh
+_ZEROS = _inits.default_b
+_IRNN_INPUT = _inits.default_irnn_w_ih
 
 _ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "tanh": jnp.tanh,
@@ -164,6 +164,15 @@ class Cell(abc.ABC):
     parameter layout (``params_type``, ``num_gates``, ``init_params``) and
     the elementwise ``pointwise`` function.
 
+    The fused engine (``jr.rnn(..., impl="fused")``) reads three class
+    attributes, the cell's contract with it: :attr:`elementwise` (the step is
+    ``pointwise`` after one recurrent GEMM; else the engine differentiates
+    ``step_from_projection`` whole), :attr:`additive` (``pointwise`` reads
+    ``xz + hz`` only: one buffer instead of two) and
+    :attr:`plain_projections` (the projections are the base class's GEMMs,
+    so their weight gradients are batched GEMMs: the fast path). The
+    defaults fit a cell that writes only its layout and ``pointwise``.
+
     Attributes:
       hidden_size: the number of hidden units ``H``.
     """
@@ -179,6 +188,24 @@ class Cell(abc.ABC):
     #: whether ``pointwise`` reads ``xz`` and ``hz`` only through ``xz + hz``
     #: (the engine then keeps one pre-activation buffer instead of two)
     additive: ClassVar[bool] = False
+    #: whether the projections are this base class's ``x @ w_ih + b`` and
+    #: ``h @ w_hh (+ recurrent_bias)``: the fused engine then writes their
+    #: weight gradients as GEMMs over a chunk's ``C·B`` rows (its fast path);
+    #: ``False`` differentiates the cell's own projections with ``jax.vjp``.
+    #: A subclass that overrides ``input_projection`` or
+    #: ``recurrent_projection`` without setting it gets ``False``.
+    plain_projections: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The fast path assumes the base class's projections; a subclass that
+        # replaces one and does not say otherwise falls back to their VJP,
+        # which is right for any projection.
+        own = vars(cls)
+        if "plain_projections" not in own and (
+            "input_projection" in own or "recurrent_projection" in own
+        ):
+            cls.plain_projections = False
 
     def __post_init__(self) -> None:
         _checks.positive_int("hidden_size", self.hidden_size)
@@ -420,12 +447,14 @@ class _ElmanPointwise:
     params_type: ClassVar[type] = SimpleRNNParams
     additive: ClassVar[bool] = True
 
-    def _activation_fn(self) -> Callable[[Array], Array]:
+    @property
+    def activation_fn(self) -> Callable[[Array], Array]:
+        """The elementwise activation as a function (``jnp.tanh``, ``jax.nn.relu``, ...)."""
         raise NotImplementedError
 
     def pointwise(self, xz: Array, hz: Array, state: Any) -> Array:
         del state
-        return self._activation_fn()(xz + hz)
+        return self.activation_fn(xz + hz)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -470,7 +499,9 @@ class SimpleRNN(_ElmanPointwise, Cell):
                 f"{_checks.describe(self.activation)}"
             )
 
-    def _activation_fn(self) -> Callable[[Array], Array]:
+    @property
+    def activation_fn(self) -> Callable[[Array], Array]:
+        """The elementwise activation as a function (``jnp.tanh``, ``jax.nn.relu``, ...)."""
         if isinstance(self.activation, str):
             return _ACTIVATIONS[self.activation]
         return self.activation
@@ -521,7 +552,9 @@ class IRNN(_ElmanPointwise, Cell):
         """Always ``"relu"``."""
         return "relu"
 
-    def _activation_fn(self) -> Callable[[Array], Array]:
+    @property
+    def activation_fn(self) -> Callable[[Array], Array]:
+        """``jax.nn.relu``."""
         return jax.nn.relu
 
     def init_params(self, key: Array, input_size: int, dtype: Any) -> SimpleRNNParams:
@@ -699,3 +732,16 @@ class GRU(Cell):
         hn = _dot(r * state, params.w_hh[:, 2 * H :], precision)
         n = jnp.tanh(xn + _add_bias(hn, params.b_hn))
         return (1.0 - z) * n + z * state
+
+
+#: The named cells of the command line (``jaxrnn train --cell``), the
+#: benchmarks and the tests, one registry: a constructor of a cell of hidden
+#: size H by name. ``relu`` is a ReLU RNN with the default (not identity)
+#: initialisation; ``irnn`` is the identity-initialised one.
+NAMED_CELLS: dict[str, Callable[[int], Cell]] = {
+    "tanh": lambda h: SimpleRNN(h),
+    "relu": lambda h: SimpleRNN(h, activation="relu"),
+    "irnn": lambda h: IRNN(h),
+    "lstm": lambda h: LSTM(h),
+    "gru": lambda h: GRU(h),
+}

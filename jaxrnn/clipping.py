@@ -14,12 +14,13 @@ Value clipping is :func:`optax.clip` and NaN-safety
 
 :func:`clip_gradient` is a function, not a transform: identity forward,
 per-example norm-clipped cotangent backward, usable inside any scan; it is
-what ``jr.rnn(..., bptt_clip=...)`` applies at every step.
+what ``jr.rnn(..., bptt_clip=...)`` applies at every step. It lives in the
+optax-free ``jaxrnn._gradclip`` (so the sequence driver and the engine do not
+import Optax) and is re-exported here.
 """
 
 from __future__ import annotations
 
-import functools
 import numbers
 from typing import Any, NamedTuple
 
@@ -28,6 +29,7 @@ import jax.numpy as jnp
 import optax
 
 from . import _checks
+from ._gradclip import clip_gradient as clip_gradient
 
 __all__ = [
     "clip_by_norm",
@@ -41,28 +43,6 @@ __all__ = [
 ]
 
 
-def _check_max_norm(max_norm: Any) -> None:
-    if isinstance(max_norm, bool) or not (
-        isinstance(max_norm, numbers.Real)
-        or (hasattr(max_norm, "shape") and hasattr(max_norm, "dtype"))
-    ):
-        raise TypeError(
-            f"max_norm must be a positive float, got {_checks.describe(max_norm)}"
-        )
-    if hasattr(max_norm, "shape") and tuple(max_norm.shape) != ():
-        raise ValueError(
-            f"max_norm must be a scalar, got shape {tuple(max_norm.shape)}"
-        )
-    if _checks.is_concrete(max_norm) and not float(max_norm) > 0:
-        raise ValueError(f"max_norm must be a positive float, got {float(max_norm)}")
-
-
-def _per_example_sq_norm(tree: Any) -> jax.Array:
-    """Squared L2 norm over the last axis of every leaf, summed over leaves: shape = leading dims."""
-    sq = [jnp.sum(jnp.square(leaf), axis=-1) for leaf in jax.tree_util.tree_leaves(tree)]
-    return functools.reduce(jnp.add, sq)
-
-
 def _safe_scale(norm: jax.Array, limit: jax.Array) -> jax.Array:
     """``min(1, limit / norm)``, exactly 1 unless ``norm > limit``, and never NaN.
 
@@ -74,100 +54,6 @@ def _safe_scale(norm: jax.Array, limit: jax.Array) -> jax.Array:
     """
     clip = norm > limit
     return jnp.where(clip, limit / jnp.where(clip, norm, 1), 1).astype(norm.dtype)
-
-
-@jax.custom_vjp
-def _clip_gradient(x: Any, max_norm: Any) -> Any:
-    del max_norm
-    return x
-
-
-def _clip_gradient_fwd(x: Any, max_norm: Any) -> tuple[Any, Any]:
-    # Residuals: only max_norm; the cotangent alone decides the scale.
-    return x, max_norm
-
-
-def _clip_per_example(ct: Any, max_norm: Any) -> Any:
-    """Scales each example's cotangent to norm at most ``max_norm`` (joint over leaves).
-
-    ``scale == 1`` exactly when the norm is within the limit, so small
-    cotangents pass bit for bit; larger ones are rescaled to ``max_norm``.
-    An infinite ``max_norm`` never clips. A traced one that is not positive
-    (0, negative or NaN; a concrete one is refused) makes the cotangent NaN,
-    the rule of ``jr.rnn(..., bptt_clip=...)``: the training step's finite
-    check then skips the update instead of applying a wrong one. The comparison is on
-    squared norms so that a zero cotangent has finite derivatives too
-    (``sqrt`` is not differentiable at 0), for grad of grad. The fused engine
-    applies the same function inside its backward pass.
-    """
-    sq = _per_example_sq_norm(ct)
-    limit = jnp.asarray(max_norm, sq.dtype)
-    clip = sq > jnp.square(limit)
-    scale = jnp.where(clip, limit / jnp.sqrt(jnp.where(clip, sq, 1)), 1).astype(sq.dtype)
-    scale = jnp.where(limit > 0, scale, jnp.nan).astype(sq.dtype)
-    return jax.tree_util.tree_map(lambda g: g * scale[..., None].astype(g.dtype), ct)
-
-
-def _clip_gradient_bwd(max_norm: Any, ct: Any) -> tuple[Any, Any]:
-    return _clip_per_example(ct, max_norm), jnp.zeros_like(jnp.asarray(max_norm))
-
-
-_clip_gradient.defvjp(_clip_gradient_fwd, _clip_gradient_bwd)
-
-
-def clip_gradient(x: Any, max_norm: Any) -> Any:
-    """Identity in the forward pass; clips the cotangent's norm in the backward.
-
-    The norm is taken per example over the last axis; when ``x`` is a pytree
-    (an :class:`~jaxrnn.LSTMState`, say) it is the joint norm over the last
-    axis of all its leaves, which must share their leading dims. A cotangent
-    whose norm is at most ``max_norm`` passes unchanged; a larger one is
-    scaled down to norm ``max_norm``, its direction kept.
-
-    Used inside a scan body on the carried state, it clips the state
-    gradient at every step of backpropagation through time, as in
-    Graves (2013). It is what ``jr.rnn(..., bptt_clip=...)`` applies.
-
-    Args:
-      x: an array ``(*batch, features)`` or a pytree of such arrays.
-      max_norm: a positive scalar (it may be traced); it gets no gradient.
-        ``inf`` never clips. A traced value that is not positive (which
-        cannot be refused under ``jit``) makes the cotangent NaN.
-
-    Returns:
-      ``x`` itself.
-
-    References:
-      Graves, "Generating Sequences With Recurrent Neural Networks",
-      arXiv:1308.0850, 2013 (section 4: clipping derivatives in BPTT).
-
-    Example:
-      >>> import jax, jax.numpy as jnp
-      >>> from jaxrnn.clipping import clip_gradient
-      >>> g = jax.grad(lambda x: 10.0 * clip_gradient(x, 1.0).sum())(jnp.ones((2, 4)))
-      >>> jnp.linalg.norm(g, axis=-1)
-      Array([1., 1.], dtype=float32)
-    """
-    leaves = jax.tree_util.tree_leaves(x)
-    if not leaves:
-        raise ValueError("x must hold at least one array, got an empty pytree")
-    for leaf in leaves:
-        _checks.array("x", leaf)
-        if leaf.ndim < 1:
-            raise ValueError(
-                "x must have a feature axis (ndim >= 1) to take the norm over, "
-                f"got {_checks.describe(leaf)}"
-            )
-        if not jnp.issubdtype(leaf.dtype, jnp.floating):
-            raise TypeError(f"x must be floating, got {_checks.describe(leaf)}")
-    lead = {tuple(leaf.shape[:-1]) for leaf in leaves}
-    if len(lead) > 1:
-        raise ValueError(
-            "the leaves of x must share their leading (per-example) dims, got "
-            f"{sorted(lead)}"
-        )
-    _check_max_norm(max_norm)
-    return _clip_gradient(x, max_norm)
 
 
 # --------------------------------------------------------------------------
@@ -257,7 +143,19 @@ class ClipByGlobalNormState(NamedTuple):
     clipped: jax.Array  # () bool: whether the last update was clipped
 
 
-def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+def _positive_threshold(name: str, value: Any) -> Any:
+    """A positive float, or a scalar floating array (positive where concrete)."""
+    if not isinstance(value, jax.Array) or isinstance(value, bool):
+        return _positive(name, value)
+    if value.ndim != 0 or not jnp.issubdtype(value.dtype, jnp.floating):
+        raise ValueError(f"{name} must be a positive float or a scalar float array, "
+                         f"got an array of shape {value.shape} and dtype {value.dtype}")
+    if not isinstance(value, jax.core.Tracer) and not float(value) > 0:
+        raise ValueError(f"{name} must be a positive float, got {float(value)}")
+    return value
+
+
+def clip_by_global_norm(max_norm: float | jax.Array) -> optax.GradientTransformation:
     """Scales the whole update so its global L2 norm is at most ``max_norm``.
 
     The rule is Optax's ``clip_by_global_norm`` (Pascanu, Mikolov & Bengio
@@ -269,7 +167,10 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
 
     Args:
       max_norm: the largest global norm an update may keep; ``inf`` never
-        clips (the state still logs the norm).
+        clips (the state still logs the norm). A scalar array is accepted
+        too, traced included (as in Optax), so that runs with different
+        thresholds can train side by side under ``jax.vmap``; its value is
+        checked where it is concrete.
 
     Returns:
       An ``optax.GradientTransformation`` whose state is a
@@ -279,7 +180,7 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
       Pascanu, Mikolov & Bengio, "On the difficulty of training recurrent
       neural networks", ICML 2013.
     """
-    max_norm = _positive("max_norm", max_norm)
+    max_norm = _positive_threshold("max_norm", max_norm)
 
     def init_fn(params: Any) -> ClipByGlobalNormState:
         del params
@@ -288,7 +189,7 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
     def update_fn(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
         del params, state
         norm = _global_norm(updates)
-        limit = jnp.float32(max_norm)
+        limit = jnp.asarray(max_norm).astype(jnp.float32)
         return _scale_to(updates, norm, limit), ClipByGlobalNormState(norm, norm > limit)
 
     return optax.GradientTransformation(init_fn, update_fn)

@@ -45,6 +45,7 @@ from jax.flatten_util import ravel_pytree
 from . import _checks
 from .cells import Cell, accumulation_dtype
 from .kernels import _engine
+from .rnn import IMPLS
 
 __all__ = [
     "JacobianSpectrum",
@@ -58,7 +59,6 @@ __all__ = [
 Array = jax.Array
 LossFn = Callable[[Any, Array], Array]
 
-IMPLS = ("scan", "fused")
 
 
 def _prepare(cell: Cell, params: Any, xs: Any, state: Any, impl: str, loss_fn: Any):

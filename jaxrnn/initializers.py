@@ -1,8 +1,10 @@
-"""Initializers that :mod:`jax.nn.initializers` lacks.
+"""Initializers that :mod:`jax.nn.initializers` lacks, and the cells' defaults.
 
 Everything else (Glorot, orthogonal, normal, zeros, ...) is used straight from
 :mod:`jax.nn.initializers`; these follow the same signature,
-``init(key, shape, dtype) -> array``.
+``init(key, shape, dtype) -> array``. The ``default_*`` initializers are the
+cells' (and the Flax layers') defaults, one shared object each, so that two
+configs built with the defaults compare (and hash) equal.
 """
 
 from __future__ import annotations
@@ -12,7 +14,26 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-__all__ = ["identity", "scaled_identity"]
+__all__ = [
+    "default_b",
+    "default_irnn_w_ih",
+    "default_w_hh",
+    "default_w_ih",
+    "identity",
+    "scaled_identity",
+]
+
+default_w_ih: jax.nn.initializers.Initializer = jax.nn.initializers.glorot_uniform()
+"""The default ``w_ih`` initializer (per gate block): Glorot-uniform."""
+
+default_w_hh: jax.nn.initializers.Initializer = jax.nn.initializers.orthogonal()
+"""The default ``w_hh`` initializer (per gate block): orthogonal."""
+
+default_b: jax.nn.initializers.Initializer = jax.nn.initializers.zeros
+"""The default bias initializer (``b``, GRU's ``b_hn``): zeros."""
+
+default_irnn_w_ih: jax.nn.initializers.Initializer = jax.nn.initializers.normal(stddev=1e-3)
+"""The IRNN's default ``w_ih`` initializer: normal, stddev 0.001 (Le et al., 2015)."""
 
 
 def scaled_identity(scale: float = 1.0) -> jax.nn.initializers.Initializer:

@@ -21,7 +21,7 @@ from jax import lax
 from . import _checks
 from ._sharding import vary, varying_axes_of
 from .cells import Cell, accumulation_dtype
-from .clipping import _check_max_norm, clip_gradient
+from ._gradclip import clip_gradient
 from .kernels import fused_rnn
 
 __all__ = ["rnn", "bidirectional_rnn", "stacked_rnn", "init_stacked"]
@@ -59,10 +59,7 @@ def _check_options(impl: Any, residuals: Any, bptt_clip: Any, unroll: Any) -> No
                 f"(keep every K-th state), got {_checks.describe(residuals)}"
             ) from None
     if bptt_clip is not None:
-        try:
-            _check_max_norm(bptt_clip)
-        except (TypeError, ValueError) as e:
-            raise type(e)(str(e).replace("max_norm", "bptt_clip", 1)) from None
+        _checks.positive_scalar("bptt_clip", bptt_clip)
     if not isinstance(unroll, bool):
         _checks.positive_int("unroll", unroll)
 

@@ -16,12 +16,11 @@ import jaxrnn as jr
 HIDDEN = 4
 INPUT = 3
 
+# jaxrnn's registry of named cells, with the IRNN's scale off 1 (so that it
+# shows) and the GRU's other variant.
 CELLS = {
-    "tanh": jr.SimpleRNN(HIDDEN),
-    "relu": jr.SimpleRNN(HIDDEN, activation="relu"),
+    **{name: make(HIDDEN) for name, make in jr.cells.NAMED_CELLS.items()},
     "irnn": jr.IRNN(HIDDEN, scale=0.9),
-    "lstm": jr.LSTM(HIDDEN),
-    "gru": jr.GRU(HIDDEN),
     "gru_rb": jr.GRU(HIDDEN, reset_after=False),
 }
 

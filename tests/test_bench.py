@@ -1,15 +1,16 @@
-"""The benchmark suite (benchmarks/bptt.py) keeps working: a tiny in-process run.
+"""The benchmark suite (benchmarks/bptt/) keeps working: a tiny in-process run.
 
-benchmarks/ is not a package and not collected by pytest, so the script is
-imported from its path.
+benchmarks/ is not collected by pytest; the suite is imported as the package
+``benchmarks.bptt`` from the checkout's root, as ``jaxrnn bench`` imports it.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import math
 import pathlib
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -18,16 +19,14 @@ import pytest
 
 import jaxrnn as jr
 
-BPTT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bptt.py"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bptt():
-    # As `jaxrnn bench` loads it: from its path, not registered in sys.modules.
-    spec = importlib.util.spec_from_file_location("bptt_bench", BPTT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module("benchmarks.bptt")
 
 
 TINY = ["--cells", "lstm", "--T", "8", "--sizes", "2x4", "--repeats", "1", "--peak-size", "64"]
@@ -38,7 +37,7 @@ def tiny_run(bptt, tmp_path_factory):
     """One run of main(): the fused engine and a Flax nn.RNN made wrong on purpose
     (its outputs scaled by 1.01), which the check must catch."""
     out = tmp_path_factory.mktemp("bench")
-    right = bptt._flax_apply
+    right = bptt.runners.flax_apply
 
     def wrong(cell, dtype):
         apply = right(cell, dtype)
@@ -49,11 +48,11 @@ def tiny_run(bptt, tmp_path_factory):
 
         return perturbed
 
-    bptt._flax_apply = wrong
+    bptt.runners.flax_apply = wrong
     try:
         code = bptt.main([*TINY, "--impls", "fused-states,flax,cudnn", "--out", str(out)])
     finally:
-        bptt._flax_apply = right
+        bptt.runners.flax_apply = right
     return code, out, json.loads((out / "results.json").read_text())
 
 
@@ -62,7 +61,7 @@ def test_outputs_hold_finite_numbers(tiny_run):
     for name in ("results.md", "time_per_step.png", "memory.png"):
         assert (out / name).stat().st_size > 0, name
     meta = result["meta"]
-    assert meta["command"].startswith("python benchmarks/bptt.py --cells lstm")
+    assert meta["command"].startswith("python -m benchmarks.bptt --cells lstm")
     assert {"jax", "flax", "jaxrnn"} <= set(meta["versions"])
     assert math.isfinite(meta["gemm_peak"]["gflops"]) and meta["gemm_peak"]["gflops"] > 0
     (row,) = [r for r in result["rows"] if r["impl"] == "fused-states"]
@@ -122,10 +121,9 @@ def test_cudnn_packing_matches_jaxrnn(bptt):
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), final, want_final)
 
 
-def test_docs_block_is_replaced_between_its_markers(bptt, tmp_path, monkeypatch):
+def test_docs_block_is_replaced_between_its_markers(bptt, tmp_path):
     page = tmp_path / "benchmarks.md"
     page.write_text(f"# B\n\n## Running it\n\nbefore\n\n{bptt.BEGIN}\nold table\n{bptt.END}\n\nafter\n")
-    monkeypatch.setattr(bptt, "DOCS_DIR", tmp_path / "benchmarks")
     png = tmp_path / "memory.png"
     png.write_bytes(b"png")
     for _ in range(2):  # a second run replaces the first one's block
@@ -145,3 +143,17 @@ def test_gradient_alone_is_compiled_from_shapes(bptt):
     runner = bptt.build_jax("fused-ckpt", case, shapes, (), K=4, execute=False, grad_memory=True)
     assert runner.fwd is None and runner.fwdbwd is None
     assert runner.temp_bytes["grad"] > 0
+
+
+def test_no_module_state_is_mutated_by_a_run(bptt, tiny_run):
+    """Settings travel as arguments: K of fused-ckpt comes from --ckpt-every or T."""
+    assert bptt.checkpoint_every(100) == 10 and bptt.checkpoint_every(100, 7) == 7
+    assert bptt.DOCS_PAGE == ROOT / "docs" / "benchmarks.md"
+
+
+def test_default_output_is_under_the_current_folder(bptt, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = bptt.main([*TINY, "--impls", "fused-states", "--no-plots", "--no-grad-memory"])
+    assert code == 0
+    (run,) = (tmp_path / "benchmarks" / "results").iterdir()
+    assert (run / "results.json").is_file() and (run / "results.md").is_file()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from jaxrnn import cli, training
+from jaxrnn.cli import _bench, _io
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +108,9 @@ def test_write_atomic_leaves_the_old_file_whole_on_failure(tmp_path, monkeypatch
     def crash(*args):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(cli.os, "replace", crash)
+    monkeypatch.setattr(_io.os, "replace", crash)
     with pytest.raises(OSError, match="disk gone"):
-        cli._write_atomic(path, "new")
+        _io.write_atomic(path, "new")
     assert path.read_text() == "old"
 
 
@@ -174,15 +175,40 @@ def test_bad_arguments_give_one_line_and_status_2(argv, words, capsys, tmp_path)
         assert w in err
 
 
+def fake_checkout(root):
+    """A checkout whose benchmarks.bptt records the argv it is given."""
+    suite = root / "benchmarks" / "bptt"
+    suite.mkdir(parents=True)
+    (suite / "__main__.py").write_text("")
+    return suite
+
+
+def test_bench_finds_the_checkout_from_a_subfolder(tmp_path):
+    fake_checkout(tmp_path)
+    (tmp_path / "docs" / "api").mkdir(parents=True)
+    assert _bench.find_checkout(tmp_path / "docs" / "api") == tmp_path.resolve()
+
+
+def test_bench_finds_this_checkout():
+    root = _bench.find_checkout()
+    assert root is not None and (root / "benchmarks" / "bptt" / "cli.py").is_file()
+
+
 def test_bench_forwards_arguments(tmp_path, monkeypatch):
-    script = tmp_path / "benchmarks" / "bptt.py"
-    script.parent.mkdir()
-    script.write_text("SEEN = []\ndef main(argv):\n    SEEN.append(argv)\n    print('bench', argv)\n    return 0\n")
-    monkeypatch.setattr(cli, "_find_benchmark", lambda: script)
+    fake_checkout(tmp_path)
+    seen = []
+
+    def load_main(root):
+        assert root == tmp_path.resolve()
+        return lambda argv: seen.append(argv) or 0
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_bench, "load_main", load_main)
     assert cli.main(["bench", "--quick", "--cells", "lstm"]) == 0
+    assert seen == [["--quick", "--cells", "lstm"]]
 
 
 def test_bench_without_a_checkout_says_so(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "_find_benchmark", lambda: None)
+    monkeypatch.setattr(_bench, "find_checkout", lambda: None)
     assert cli.main(["bench"]) == 2
     assert "source checkout" in capsys.readouterr().err

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import jaxrnn as jr
-from jaxrnn.clipping import _clip_per_example, clip_gradient
+from jaxrnn._gradclip import clip_per_example
+from jaxrnn.clipping import clip_gradient
 
 KEY = jax.random.PRNGKey(0)
 
@@ -243,7 +244,7 @@ def test_infinite_threshold_never_clips():
     # bptt_clip=inf: the scan engine goes through clip_gradient (above), the fused one
     # calls this at every step of its backward pass (with a traced threshold)
     lstm_ct = jr.LSTMState(ct, 2 * ct)
-    out = jax.jit(_clip_per_example)(lstm_ct, jnp.float32(jnp.inf))
+    out = jax.jit(clip_per_example)(lstm_ct, jnp.float32(jnp.inf))
     jax.tree_util.tree_map(np.testing.assert_array_equal, out, lstm_ct)
 
 
@@ -251,7 +252,7 @@ def test_traced_threshold_not_positive_makes_the_cotangent_nan():
     # the rule of jr.rnn's bptt_clip: a bad traced threshold poisons the gradient,
     # so the train step skips it, rather than flipping or zeroing it silently
     ct = jnp.array([[3.0, 4.0], [0.0, 0.0]])
-    clipped = jax.jit(_clip_per_example)
+    clipped = jax.jit(clip_per_example)
     for bad in (0.0, -1.0, jnp.nan):
         assert np.isnan(np.asarray(clipped(ct, jnp.float32(bad)))).all(), bad
     np.testing.assert_allclose(clipped(ct, jnp.float32(1.0)), [[0.6, 0.8], [0.0, 0.0]], rtol=1e-6)
@@ -290,3 +291,25 @@ def test_init_shares_no_buffer_between_fields(make):
     # a train step donates the state; one buffer in two fields cannot be donated
     leaves = jax.tree_util.tree_leaves(make().init(None))
     assert len({leaf.unsafe_buffer_pointer() for leaf in leaves}) == len(leaves)
+
+
+def test_clip_by_global_norm_takes_a_traced_threshold():
+    """An array threshold, traced under vmap (as the command-line runner trains
+    clipped and unclipped runs side by side), gives each float threshold's result."""
+    g = {"a": jnp.array([3.0, 4.0]), "b": jnp.array([12.0])}  # norm 13
+
+    def clip_with(max_norm):
+        tx = clip_by_global_norm(max_norm)
+        return tx.update(g, tx.init(g))
+
+    thresholds = jnp.array([1.0, 20.0, jnp.inf], jnp.float32)
+    got, states = jax.jit(jax.vmap(clip_with))(thresholds)
+    for i, t in enumerate([1.0, 20.0, float("inf")]):
+        want, want_state = clip_with(t)
+        jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(a[i], b), got, want)
+        assert bool(states.clipped[i]) == bool(want_state.clipped)
+        np.testing.assert_allclose(states.global_norm[i], 13.0, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"max_norm must be a positive float or a scalar float array"):
+        clip_by_global_norm(jnp.ones(2))
+    with pytest.raises(ValueError, match=r"max_norm must be a positive float, got 0.0"):
+        clip_by_global_norm(jnp.float32(0.0))

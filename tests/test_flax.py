@@ -297,3 +297,61 @@ def test_errors(data):
 def test_stacks_reject_bad_layers(make, pattern):
     with pytest.raises(TypeError, match=pattern):
         make()
+
+
+@pytest.fixture
+def highway(monkeypatch):
+    """examples/custom_cell.py's HighwayRNN: a user's own cell."""
+    import importlib.util
+    import pathlib
+    import sys
+
+    path = pathlib.Path(__file__).parents[1] / "examples" / "custom_cell.py"
+    spec = importlib.util.spec_from_file_location("custom_cell", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "custom_cell", module)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    return module.HighwayRNN
+
+
+def test_any_cell_gets_a_linen_and_an_nnx_layer(data, highway):
+    _, xs = data
+    cell = highway(H)
+    layer = jf.RNN(cell, return_carry=True, reverse=True, keep_order=True)
+    variables = layer.lazy_init(jax.random.PRNGKey(0), xs)
+    params = cell.params_type(**variables["params"])
+    cell.check_params(params)
+    final, ys = jr.rnn(cell, params, xs, seq_lengths=LENGTHS, reverse=True)
+    carry, ys_mod = layer.apply(variables, xs, seq_lengths=LENGTHS)
+    np.testing.assert_array_equal(ys_mod, ys)
+    np.testing.assert_array_equal(carry, final)
+    # nnx: the same layer, loaded with the same params
+    module = jf.nnx.RNN(cell, INPUT, rngs=nnx.Rngs(0))
+    assert isinstance(module.get_params(), cell.params_type)
+    module.set_params(params)
+    np.testing.assert_array_equal(module(xs), jr.rnn(cell, params, xs)[1])
+    # a named layer is RNN over its cell
+    assert isinstance(jf.nnx.GRU(INPUT, H, **CHEAP, rngs=nnx.Rngs(0)), jf.nnx.RNN)
+    assert jf.LSTM(H, forget_bias=2.0, return_carry=True).cell == jr.LSTM(H, 2.0)
+    with pytest.raises(TypeError, match=r"cell must be a jaxrnn Cell .*got int 3"):
+        jf.RNN(3)
+    with pytest.raises(TypeError, match=r"cell must be a jaxrnn Cell .*got str"):
+        jf.nnx.RNN("lstm", INPUT, rngs=nnx.Rngs(0))
+
+
+def test_parameters_are_drawn_once(data, highway):
+    _, xs = data
+    calls = []
+
+    class Counted(highway):
+        def init_params(self, key, input_size, dtype):
+            calls.append(key)
+            return super().init_params(key, input_size, dtype)
+
+    cell = Counted(H)
+    variables = jf.RNN(cell).lazy_init(jax.random.PRNGKey(0), xs)
+    assert len(calls) == 1 and set(variables["params"]) == set(cell.params_type._fields)
+    jf.RNN(cell).apply(variables, xs)
+    assert len(calls) == 1  # apply draws nothing
+    jf.nnx.RNN(cell, INPUT, rngs=nnx.Rngs(0))
+    assert len(calls) == 2

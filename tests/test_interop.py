@@ -215,3 +215,12 @@ def test_state_and_carry_conversions_reject_bad_input(case):
     make, error, pattern = BAD_STATES[case]
     with pytest.raises(error, match=pattern):
         make()
+
+
+def test_import_jaxrnn_does_not_import_flax():
+    import subprocess
+    import sys
+
+    code = "import sys, jaxrnn; jaxrnn.interop.to_flax_params; print(sorted(m for m in sys.modules if m.split('.')[0] == 'flax'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

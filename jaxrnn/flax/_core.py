@@ -8,6 +8,7 @@ the semantics of ``flax.linen.RNN`` (``reverse``/``keep_order``,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -62,12 +63,54 @@ def check_stack_layers(layers: Any, module_type: type, kind: str) -> None:
             )
 
 
-def compute_dtype(dtype: Any, inputs_dtype: Any, params_dtype: Any) -> Any:
+def compute_dtype(dtype: Any, inputs_dtype: Any, params: Any) -> Any:
     """``dtype``, or when it is ``None`` the promotion of inputs and params (Flax's rule)."""
     if dtype is not None:
         return _checks.float_dtype("dtype", dtype)
+    leaves = jax.tree_util.tree_leaves(params)
     with jax.numpy_dtype_promotion("standard"):
-        return jnp.promote_types(inputs_dtype, params_dtype)
+        return jnp.result_type(inputs_dtype, *(jnp.asarray(p).dtype for p in leaves))
+
+
+def cell_of(cell_type: type, layer: Any) -> Cell:
+    """A cell of ``cell_type`` configured from ``layer``'s attributes of the same names.
+
+    The named layers (``LSTM``, ``GRU``, ...) keep their cell's fields as
+    their own attributes (``hidden_size``, ``forget_bias``, ``w_ih_init``,
+    ...); a field the layer does not have keeps the cell's default.
+    """
+    names = [f.name for f in dataclasses.fields(cell_type) if f.init]
+    return cell_type(**{n: getattr(layer, n) for n in names if hasattr(layer, n)})
+
+
+def check_cell(cell: Any) -> Cell:
+    """``cell``, checked to be a jaxrnn :class:`~jaxrnn.cells.Cell`."""
+    if not isinstance(cell, Cell):
+        raise TypeError(
+            "cell must be a jaxrnn Cell (jr.LSTM(...), jr.GRU(...), a subclass "
+            f"of jr.Cell, ...), got {_checks.describe(cell)}"
+        )
+    return cell
+
+
+def _bidirectional_parts(layer: Any) -> tuple[Any, Any] | None:
+    fw, bw = getattr(layer, "forward_rnn", None), getattr(layer, "backward_rnn", None)
+    return None if fw is None else (fw, bw)
+
+
+def layer_cells(layer: Any, name: str) -> Any:
+    """A layer module's jaxrnn cell, or the pair of a bidirectional layer's (linen and nnx)."""
+    parts = _bidirectional_parts(layer)
+    mods = parts if parts is not None else (layer,)
+    cells = []
+    for m in mods:
+        if not isinstance(getattr(m, "cell", None), Cell):
+            raise TypeError(
+                f"{name} must be a jaxrnn.flax layer (RNN, LSTM, GRU, SimpleRNN, IRNN) "
+                f"or a Bidirectional of two, got {type(m).__name__}"
+            )
+        cells.append(m.cell)
+    return tuple(cells) if parts is not None else cells[0]
 
 
 def _flip(ys: Array, seq_lengths: Array | None, time_major: bool) -> Array:
@@ -113,7 +156,7 @@ def run(
     for name, flag in (("return_carry", return_carry), ("keep_order", keep_order)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {_checks.describe(flag)}")
-    dt = compute_dtype(dtype, inputs.dtype, params.w_ih.dtype)
+    dt = compute_dtype(dtype, inputs.dtype, params)
     params = jax.tree_util.tree_map(lambda p: jnp.asarray(p).astype(dt), params)
     xs = jnp.asarray(inputs).astype(dt)
     state = None

@@ -1,18 +1,22 @@
-"""Flax linen modules over jaxrnn's fused engine.
+"""Flax linen layers over jaxrnn's fused engine: one :class:`RNN` for any cell.
 
-``LSTM``, ``GRU``, ``SimpleRNN`` and ``IRNN`` are whole-sequence layers: each
-takes what ``flax.linen.RNN(cell)`` takes and returns what it returns, and
-runs :func:`jaxrnn.rnn` (the fused engine by default) inside. Their
-parameters are jaxrnn's (``w_ih``, ``w_hh``, ``b``; GRU adds ``b_hn``; see
-:mod:`jaxrnn.cells`), so ``variables["params"]`` and a params NamedTuple
-are the same numbers under two names::
+:class:`RNN` runs any jaxrnn cell (:class:`jaxrnn.LSTM`, :class:`jaxrnn.GRU`,
+a subclass of :class:`jaxrnn.Cell` of your own, ...) over a whole sequence:
+it takes what ``flax.linen.RNN(cell)`` takes, returns what it returns, and
+runs :func:`jaxrnn.rnn` (the fused engine by default) inside. ``LSTM``,
+``GRU``, ``SimpleRNN`` and ``IRNN`` are :class:`RNN` with the cell built from
+their attributes (``LSTM(128)`` is ``RNN(jr.LSTM(128))``).
+
+Parameters are the cell's (``w_ih``, ``w_hh``, ``b``; GRU adds ``b_hn``; see
+:mod:`jaxrnn.cells`), drawn once by ``cell.init``, so ``variables["params"]``
+and a params NamedTuple are the same numbers under two names::
 
     params = jr.LSTMParams(**variables["params"])      # module -> functional API
     variables = {"params": params._asdict()}            # and back
 
 Carries are Flax's: the LSTM carry is ``(c, h)``, as ``nn.LSTMCell`` keeps
 it (an ``initial_carry`` may also be a jaxrnn ``LSTMState(h, c)``, which is
-told apart by its type); the other cells carry ``h``.
+told apart by its type); other cells carry their jaxrnn state (``h``).
 
 :class:`Stack` chains layers; ``flax.linen.Bidirectional`` works with these
 modules as it is, and :class:`Stack` converts stacks of both to and from
@@ -21,40 +25,37 @@ the params of :func:`jaxrnn.stacked_rnn`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from .. import _checks
-from .. import cells as _cells
+from .. import initializers as _inits
 from ..cells import GRU as _GRU
 from ..cells import IRNN as _IRNN
 from ..cells import LSTM as _LSTM
 from ..cells import Cell
 from ..cells import SimpleRNN as _SimpleRNN
-from ._core import check_stack_layers, run
+from ._core import cell_of, check_cell, check_stack_layers, layer_cells, run
 
-__all__ = ["GRU", "IRNN", "LSTM", "SimpleRNN", "Stack"]
+__all__ = ["GRU", "IRNN", "LSTM", "RNN", "SimpleRNN", "Stack"]
 
 Array = jax.Array
-
-
-def _field_init(cell: Cell, field: str, input_size: int, dtype: Any) -> Any:
-    """An init function for one field: the cell's own initialisation, one field of it."""
-
-    def init(key: Array) -> Array:
-        return getattr(cell.init(key, input_size, dtype), field)
-
-    return init
+Initializer = jax.nn.initializers.Initializer
 
 
 class _Layer(nn.Module):
-    """Attributes and ``__call__`` shared by the layer modules (documented on each)."""
+    """The options every layer shares (keyword-only) and ``__call__``; see :class:`RNN`.
 
-    hidden_size: int
+    A subclass provides ``cell``: a field (:class:`RNN`) or a property built
+    from its own attributes (the named layers).
+    """
+
+    _: dataclasses.KW_ONLY
     time_major: bool = False
     return_carry: bool = False
     reverse: bool = False
@@ -67,10 +68,19 @@ class _Layer(nn.Module):
     dtype: Any = None
     param_dtype: Any = jnp.float32
 
-    @property
-    def cell(self) -> Cell:
-        """The jaxrnn cell this module runs (its config, no parameters)."""
-        raise NotImplementedError
+    def _params(self, cell: Cell, input_size: int) -> Any:
+        """The cell's params, declared field by field, drawn by ONE ``cell.init``."""
+        param_dtype = _checks.float_dtype("param_dtype", self.param_dtype)
+        fields = cell.params_type._fields
+        if all(self.has_variable("params", f) for f in fields):
+            # Flax still calls each init (abstractly) to check the shape: give it
+            # the value it has. jr.rnn checks the params against the cell.
+            drawn = cell.params_type(**{f: self.get_variable("params", f) for f in fields})
+        else:
+            drawn = cell.init(self.make_rng("params"), input_size, param_dtype)
+        return cell.params_type(
+            **{f: self.param(f, lambda _key, f=f: getattr(drawn, f)) for f in fields}
+        )
 
     @nn.compact
     def __call__(
@@ -91,7 +101,7 @@ class _Layer(nn.Module):
           inputs: ``(*batch, time, features)`` (``(time, *batch, features)``
             when time-major).
           initial_carry: Flax's carry (LSTM: ``(c, h)`` or an
-            ``LSTMState``); ``None`` means zeros.
+            ``LSTMState``; other cells: their state); ``None`` means zeros.
           init_key: accepted for ``nn.RNN`` compatibility; unused (the
             default carry is zeros).
           seq_lengths: ``(*batch,)`` integer lengths. Unlike ``nn.RNN``,
@@ -106,7 +116,7 @@ class _Layer(nn.Module):
           ``outputs`` ``(*batch, time, hidden_size)`` in the computation
           dtype, or ``(carry, outputs)`` with ``return_carry``.
         """
-        cell = self.cell
+        cell = check_cell(self.cell)
         _checks.array("inputs", inputs)
         if inputs.ndim < 2:
             raise ValueError(
@@ -114,18 +124,10 @@ class _Layer(nn.Module):
                 f"dims, got shape {tuple(inputs.shape)}"
             )
         del init_key
-        param_dtype = _checks.float_dtype("param_dtype", self.param_dtype)
-        input_size = inputs.shape[-1]
-        params = cell.params_type(
-            **{
-                f: self.param(f, _field_init(cell, f, input_size, param_dtype))
-                for f in cell.params_type._fields
-            }
-        )
         pick = lambda value, default: default if value is None else value
         return run(
             cell,
-            params,
+            self._params(cell, inputs.shape[-1]),
             inputs,
             initial_carry=initial_carry,
             seq_lengths=seq_lengths,
@@ -142,23 +144,18 @@ class _Layer(nn.Module):
         )
 
 
-class LSTM(_Layer):
-    """A whole-sequence LSTM layer (:class:`jaxrnn.LSTM` on the fused engine).
+class RNN(_Layer):
+    """A whole-sequence layer over any jaxrnn cell, on the fused engine.
 
-    Params: ``w_ih (I, 4H)``, ``w_hh (H, 4H)``, ``b (4H,)``, gates i, f, g, o.
-    Carry: ``(c, h)``, Flax's. Computes what
-    ``nn.RNN(nn.LSTMCell(hidden_size))`` computes once its parameters are
-    converted (:func:`jaxrnn.interop.from_flax_params`).
+    ``RNN(cell)`` computes ``jr.rnn(cell, params, inputs)`` with the
+    semantics of ``flax.linen.RNN`` (carry layout, ``reverse`` and
+    ``keep_order``, ``return_carry``). Its params are ``cell.init``'s,
+    field by field (``variables["params"]["w_ih"]``, ...). Every option
+    after ``cell`` is keyword-only, and the named layers (:class:`LSTM`,
+    :class:`GRU`, :class:`SimpleRNN`, :class:`IRNN`) take the same ones.
 
     Attributes:
-      hidden_size: the number of hidden units ``H``.
-      forget_bias: the forget-gate bias at initialisation, as for
-        :class:`jaxrnn.LSTM`.
-      w_ih_init: initializer of each gate's ``(I, H)`` block of ``w_ih``;
-        Glorot-uniform.
-      w_hh_init: initializer of each gate's ``(H, H)`` block of ``w_hh``;
-        orthogonal.
-      b_init: initializer of each gate's ``(H,)`` block of ``b``; zeros.
+      cell: the jaxrnn cell (its config; the module holds the parameters).
       time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
         time, features)``.
       return_carry: return ``(carry, outputs)`` instead of ``outputs``.
@@ -181,6 +178,52 @@ class LSTM(_Layer):
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
+      >>> layer = jr.flax.RNN(jr.GRU(8), return_carry=True)
+      >>> xs = jnp.ones((2, 5, 3))
+      >>> variables = layer.init(jax.random.PRNGKey(0), xs)
+      >>> h, ys = layer.apply(variables, xs)
+      >>> final, ys2 = jr.rnn(layer.cell, jr.GRUParams(**variables["params"]), xs)
+      >>> bool(jnp.all(ys == ys2)), bool(jnp.all(h == final))
+      (True, True)
+    """
+
+    cell: Cell
+
+    def __post_init__(self) -> None:
+        check_cell(self.cell)
+        super().__post_init__()
+
+
+class _Named(_Layer):
+    """A layer whose cell is ``cell_type`` built from the layer's own attributes."""
+
+    cell_type: ClassVar[type]
+
+    @property
+    def cell(self) -> Cell:
+        """The jaxrnn cell this module runs (its config, no parameters)."""
+        return cell_of(self.cell_type, self)
+
+
+class LSTM(_Named):
+    """:class:`RNN` over :class:`jaxrnn.LSTM`; carry ``(c, h)``, Flax's.
+
+    Params: ``w_ih (I, 4H)``, ``w_hh (H, 4H)``, ``b (4H,)``, gates i, f, g, o.
+    Computes what ``nn.RNN(nn.LSTMCell(hidden_size))`` computes once its
+    parameters are converted (:func:`jaxrnn.interop.from_flax_params`).
+    The attributes below configure the cell; the rest are :class:`RNN`'s.
+
+    Attributes:
+      hidden_size: the number of hidden units ``H``.
+      forget_bias: the forget-gate bias at initialisation.
+      w_ih_init: initializer of each gate's ``(I, H)`` block of ``w_ih``;
+        Glorot-uniform.
+      w_hh_init: initializer of each gate's ``(H, H)`` block of ``w_hh``;
+        orthogonal.
+      b_init: initializer of each gate's ``(H,)`` block of ``b``; zeros.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jaxrnn as jr
       >>> layer = jr.flax.LSTM(8, return_carry=True)
       >>> xs = jnp.ones((2, 5, 3))
       >>> variables = layer.init(jax.random.PRNGKey(0), xs)
@@ -191,29 +234,21 @@ class LSTM(_Layer):
       (True, True)
     """
 
+    cell_type: ClassVar[type] = _LSTM
+    hidden_size: int
     forget_bias: float = 1.0
-    w_ih_init: Any = _cells._GLOROT
-    w_hh_init: Any = _cells._ORTHOGONAL
-    b_init: Any = _cells._ZEROS
-
-    @property
-    def cell(self) -> _LSTM:
-        """The jaxrnn cell this module runs (its config, no parameters)."""
-        return _LSTM(
-            self.hidden_size,
-            self.forget_bias,
-            w_ih_init=self.w_ih_init,
-            w_hh_init=self.w_hh_init,
-            b_init=self.b_init,
-        )
+    w_ih_init: Initializer = _inits.default_w_ih
+    w_hh_init: Initializer = _inits.default_w_hh
+    b_init: Initializer = _inits.default_b
 
 
-class GRU(_Layer):
-    """A whole-sequence GRU layer (:class:`jaxrnn.GRU` on the fused engine).
+class GRU(_Named):
+    """:class:`RNN` over :class:`jaxrnn.GRU`; carry ``h``.
 
     Params: ``w_ih (I, 3H)``, ``w_hh (H, 3H)``, ``b (3H,)``, ``b_hn (H,)``,
-    gates r, z, n. Carry: ``h``. With ``reset_after=True`` (the default) it
-    computes what ``nn.RNN(nn.GRUCell(hidden_size))`` computes.
+    gates r, z, n. With ``reset_after=True`` (the default) it computes what
+    ``nn.RNN(nn.GRUCell(hidden_size))`` computes. The attributes below
+    configure the cell; the rest are :class:`RNN`'s.
 
     Attributes:
       hidden_size: the number of hidden units ``H``.
@@ -224,50 +259,22 @@ class GRU(_Layer):
         orthogonal.
       b_init: initializer of each ``(H,)`` block of ``b`` and of ``b_hn``;
         zeros.
-      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
-        time, features)``.
-      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
-      reverse: process each sequence from its last valid step to its first.
-      keep_order: with ``reverse``, return the outputs in their original
-        positions (``False``, Flax's default, returns them in processing
-        order).
-      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
-        :func:`jaxrnn.rnn`.
-      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
-      bptt_clip: per-step clipping of the state gradient, as for
-        :func:`jaxrnn.rnn`.
-      precision: the matrix products' ``jax.lax.Precision``, as for
-        :func:`jaxrnn.rnn`.
-      unroll: passed to :func:`jaxrnn.rnn`.
-      dtype: the computation dtype; ``None`` promotes the inputs' and the
-        params' dtypes (Flax's rule). Inputs and params are cast to it; with
-        bfloat16/float16 the carry is float32.
-      param_dtype: the dtype of the parameters (float32).
     """
 
+    cell_type: ClassVar[type] = _GRU
+    hidden_size: int
     reset_after: bool = True
-    w_ih_init: Any = _cells._GLOROT
-    w_hh_init: Any = _cells._ORTHOGONAL
-    b_init: Any = _cells._ZEROS
-
-    @property
-    def cell(self) -> _GRU:
-        """The jaxrnn cell this module runs (its config, no parameters)."""
-        return _GRU(
-            self.hidden_size,
-            self.reset_after,
-            w_ih_init=self.w_ih_init,
-            w_hh_init=self.w_hh_init,
-            b_init=self.b_init,
-        )
+    w_ih_init: Initializer = _inits.default_w_ih
+    w_hh_init: Initializer = _inits.default_w_hh
+    b_init: Initializer = _inits.default_b
 
 
-class SimpleRNN(_Layer):
-    """A whole-sequence Elman layer (:class:`jaxrnn.SimpleRNN` on the fused engine).
+class SimpleRNN(_Named):
+    """:class:`RNN` over :class:`jaxrnn.SimpleRNN` (Elman); carry ``h``.
 
-    Params: ``w_ih (I, H)``, ``w_hh (H, H)``, ``b (H,)``. Carry: ``h``. It
-    computes what ``nn.RNN(nn.SimpleCell(hidden_size, activation_fn=...))``
-    computes.
+    Params: ``w_ih (I, H)``, ``w_hh (H, H)``, ``b (H,)``. It computes what
+    ``nn.RNN(nn.SimpleCell(hidden_size, activation_fn=...))`` computes. The
+    attributes below configure the cell; the rest are :class:`RNN`'s.
 
     Attributes:
       hidden_size: the number of hidden units ``H``.
@@ -275,114 +282,42 @@ class SimpleRNN(_Layer):
       w_ih_init: initializer of ``w_ih`` ``(I, H)``; Glorot-uniform.
       w_hh_init: initializer of ``w_hh`` ``(H, H)``; orthogonal.
       b_init: initializer of ``b`` ``(H,)``; zeros.
-      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
-        time, features)``.
-      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
-      reverse: process each sequence from its last valid step to its first.
-      keep_order: with ``reverse``, return the outputs in their original
-        positions (``False``, Flax's default, returns them in processing
-        order).
-      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
-        :func:`jaxrnn.rnn`.
-      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
-      bptt_clip: per-step clipping of the state gradient, as for
-        :func:`jaxrnn.rnn`.
-      precision: the matrix products' ``jax.lax.Precision``, as for
-        :func:`jaxrnn.rnn`.
-      unroll: passed to :func:`jaxrnn.rnn`.
-      dtype: the computation dtype; ``None`` promotes the inputs' and the
-        params' dtypes (Flax's rule). Inputs and params are cast to it; with
-        bfloat16/float16 the carry is float32.
-      param_dtype: the dtype of the parameters (float32).
     """
 
+    cell_type: ClassVar[type] = _SimpleRNN
+    hidden_size: int
     activation: Any = "tanh"
-    w_ih_init: Any = _cells._GLOROT
-    w_hh_init: Any = _cells._ORTHOGONAL
-    b_init: Any = _cells._ZEROS
-
-    @property
-    def cell(self) -> _SimpleRNN:
-        """The jaxrnn cell this module runs (its config, no parameters)."""
-        return _SimpleRNN(
-            self.hidden_size,
-            self.activation,
-            w_ih_init=self.w_ih_init,
-            w_hh_init=self.w_hh_init,
-            b_init=self.b_init,
-        )
+    w_ih_init: Initializer = _inits.default_w_ih
+    w_hh_init: Initializer = _inits.default_w_hh
+    b_init: Initializer = _inits.default_b
 
 
-class IRNN(_Layer):
-    """A whole-sequence IRNN layer (:class:`jaxrnn.IRNN`: ReLU, ``W_hh = scale·I`` at init).
+class IRNN(_Named):
+    """:class:`RNN` over :class:`jaxrnn.IRNN` (ReLU, ``W_hh = scale·I`` at init); carry ``h``.
 
-    Params and carry as for :class:`SimpleRNN`.
+    Params as for :class:`SimpleRNN`. The attributes below configure the
+    cell; the rest are :class:`RNN`'s.
 
     Attributes:
       hidden_size: the number of hidden units ``H``.
       scale: the diagonal of the initial ``w_hh = scale * I``.
       w_ih_init: initializer of ``w_ih`` ``(I, H)``; normal, stddev 0.001.
       b_init: initializer of ``b`` ``(H,)``; zeros.
-      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
-        time, features)``.
-      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
-      reverse: process each sequence from its last valid step to its first.
-      keep_order: with ``reverse``, return the outputs in their original
-        positions (``False``, Flax's default, returns them in processing
-        order).
-      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
-        :func:`jaxrnn.rnn`.
-      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
-      bptt_clip: per-step clipping of the state gradient, as for
-        :func:`jaxrnn.rnn`.
-      precision: the matrix products' ``jax.lax.Precision``, as for
-        :func:`jaxrnn.rnn`.
-      unroll: passed to :func:`jaxrnn.rnn`.
-      dtype: the computation dtype; ``None`` promotes the inputs' and the
-        params' dtypes (Flax's rule). Inputs and params are cast to it; with
-        bfloat16/float16 the carry is float32.
-      param_dtype: the dtype of the parameters (float32).
     """
 
+    cell_type: ClassVar[type] = _IRNN
+    hidden_size: int
     scale: float = 1.0
-    w_ih_init: Any = _cells._IRNN_INPUT
-    b_init: Any = _cells._ZEROS
-
-    @property
-    def cell(self) -> _IRNN:
-        """The jaxrnn cell this module runs (its config, no parameters)."""
-        return _IRNN(self.hidden_size, self.scale, w_ih_init=self.w_ih_init, b_init=self.b_init)
-
-
-# --------------------------------------------------------------------------
-# stacks
-
-
-def _bidirectional_parts(layer: Any) -> tuple[Any, Any] | None:
-    fw, bw = getattr(layer, "forward_rnn", None), getattr(layer, "backward_rnn", None)
-    return None if fw is None else (fw, bw)
-
-
-def _layer_cells(layer: Any, name: str) -> Any:
-    """A layer module's jaxrnn cell, or the pair of a bidirectional layer's."""
-    parts = _bidirectional_parts(layer)
-    mods = parts if parts is not None else (layer,)
-    cells = []
-    for m in mods:
-        if not isinstance(getattr(m, "cell", None), Cell):
-            raise TypeError(
-                f"{name} must be a jaxrnn.flax layer (LSTM, GRU, SimpleRNN, IRNN) or "
-                f"a Bidirectional of two, got {type(m).__name__}"
-            )
-        cells.append(m.cell)
-    return tuple(cells) if parts is not None else cells[0]
+    w_ih_init: Initializer = _inits.default_irnn_w_ih
+    b_init: Initializer = _inits.default_b
 
 
 class Stack(nn.Module):
     """Layers run one after another, each feeding its outputs to the next.
 
     Any module with ``flax.linen.RNN``'s call signature is a layer: the
-    modules of this package, ``nn.RNN``, ``nn.Bidirectional``. With this
+    modules of this package (:class:`RNN` over any cell included),
+    ``nn.RNN``, ``nn.Bidirectional``. With this
     package's layers and ``nn.Bidirectional`` pairs of them (concatenating,
     the default merge) it computes what :func:`jaxrnn.stacked_rnn` computes;
     :meth:`cells`, :meth:`to_jaxrnn` and :meth:`from_jaxrnn` move between
@@ -463,7 +398,7 @@ class Stack(nn.Module):
 
     def cells(self) -> tuple[Any, ...]:
         """The layers as :func:`jaxrnn.stacked_rnn` takes them: cells and pairs."""
-        return tuple(_layer_cells(m, f"layers[{i}]") for i, m in enumerate(self.layers))
+        return tuple(layer_cells(m, f"layers[{i}]") for i, m in enumerate(self.layers))
 
     def to_jaxrnn(self, variables: Any) -> tuple[Any, ...]:
         """This stack's variables as :func:`jaxrnn.stacked_rnn`'s params.

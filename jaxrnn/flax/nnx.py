@@ -1,13 +1,16 @@
-"""Flax nnx modules over jaxrnn's fused engine.
+"""Flax nnx layers over jaxrnn's fused engine: one :class:`RNN` for any cell.
 
-The ``flax.nnx`` twins of :mod:`jaxrnn.flax.linen`: ``LSTM``, ``GRU``,
-``SimpleRNN`` and ``IRNN`` take what ``flax.nnx.RNN(cell)`` takes and
-return what it returns, and run :func:`jaxrnn.rnn` inside. Each keeps
-``nnx.Param`` attributes named after jaxrnn's params fields (``w_ih``,
-``w_hh``, ``b``; GRU adds ``b_hn``); :meth:`get_params` returns them as the
-cell's params NamedTuple and :meth:`set_params` loads one. Carries are
-Flax's (LSTM: ``(c, h)``). ``flax.nnx.Bidirectional`` works with these
-modules as it is, and :class:`Stack` chains layers.
+The ``flax.nnx`` twins of :mod:`jaxrnn.flax.linen`. :class:`RNN` runs any
+jaxrnn cell (a subclass of :class:`jaxrnn.Cell` of your own included) over
+a whole sequence: it takes what ``flax.nnx.RNN(cell)`` takes, returns what it
+returns, and runs :func:`jaxrnn.rnn` inside. ``LSTM``, ``GRU``,
+``SimpleRNN`` and ``IRNN`` are :class:`RNN` with the cell built from their
+arguments. Each layer keeps ``nnx.Param`` attributes named after the cell's
+params fields (``w_ih``, ``w_hh``, ``b``; GRU adds ``b_hn``), drawn by one
+``cell.init``; :meth:`RNN.get_params` returns them as the cell's params
+NamedTuple and :meth:`RNN.set_params` loads one. Carries are Flax's (LSTM:
+``(c, h)``). ``flax.nnx.Bidirectional`` works with these modules as it is,
+and :class:`Stack` chains layers.
 """
 
 from __future__ import annotations
@@ -20,41 +23,82 @@ import jax.numpy as jnp
 from flax import nnx as _nnx
 
 from .. import _checks
-from .. import cells as _cells
+from .. import initializers as _inits
 from ..cells import GRU as _GRU
 from ..cells import IRNN as _IRNN
 from ..cells import LSTM as _LSTM
 from ..cells import Cell
 from ..cells import SimpleRNN as _SimpleRNN
-from ._core import check_stack_layers, run
-from .linen import _layer_cells
+from ._core import check_cell, check_stack_layers, layer_cells, run
 
-__all__ = ["GRU", "IRNN", "LSTM", "SimpleRNN", "Stack"]
+__all__ = ["GRU", "IRNN", "LSTM", "RNN", "SimpleRNN", "Stack"]
 
 Array = jax.Array
+Initializer = jax.nn.initializers.Initializer
 
 
-class _Layer(_nnx.Module):
-    """State and ``__call__`` shared by the layer modules."""
+class RNN(_nnx.Module):
+    """A whole-sequence layer over any jaxrnn cell, on the fused engine.
+
+    ``RNN(cell, in_features, rngs=...)`` computes ``jr.rnn(cell, params,
+    inputs)`` with the semantics of ``flax.nnx.RNN``. The named layers
+    (:class:`LSTM`, :class:`GRU`, :class:`SimpleRNN`, :class:`IRNN`) take
+    ``in_features``, their cell's configuration and then the same keyword
+    arguments as this one.
+
+    Args:
+      cell: the jaxrnn cell (its config; the module holds the parameters).
+      in_features: the number of input features ``I``.
+      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
+        time, features)``.
+      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
+      reverse: process each sequence from its last valid step to its first.
+      keep_order: with ``reverse``, return the outputs in their original
+        positions (``False``, Flax's default, returns them in processing
+        order).
+      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
+        :func:`jaxrnn.rnn`.
+      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
+      bptt_clip: per-step clipping of the state gradient, as for
+        :func:`jaxrnn.rnn`.
+      precision: the matrix products' ``jax.lax.Precision``, as for
+        :func:`jaxrnn.rnn`.
+      unroll: passed to :func:`jaxrnn.rnn`.
+      dtype: the computation dtype; ``None`` promotes the inputs' and the
+        params' dtypes (Flax's rule). Inputs and params are cast to it; with
+        bfloat16/float16 the carry is float32.
+      param_dtype: the dtype of the parameters (float32).
+      rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
+
+    Example:
+      >>> import jax.numpy as jnp, jaxrnn as jr
+      >>> from flax import nnx
+      >>> layer = jr.flax.nnx.RNN(jr.GRU(8), 3, rngs=nnx.Rngs(0))
+      >>> xs = jnp.ones((2, 5, 3))
+      >>> _, ys = jr.rnn(layer.cell, layer.get_params(), xs)
+      >>> bool(jnp.all(layer(xs) == ys))
+      True
+    """
 
     def __init__(
         self,
         cell: Cell,
         in_features: int,
         *,
-        time_major: bool,
-        return_carry: bool,
-        reverse: bool,
-        keep_order: bool,
-        impl: str,
-        residuals: str | int,
-        bptt_clip: float | None,
-        precision: Any,
-        unroll: int | bool,
-        dtype: Any,
-        param_dtype: Any,
+        time_major: bool = False,
+        return_carry: bool = False,
+        reverse: bool = False,
+        keep_order: bool = False,
+        impl: str = "fused",
+        residuals: str | int = "states",
+        bptt_clip: float | None = None,
+        precision: Any = None,
+        unroll: int | bool = 1,
+        dtype: Any = None,
+        param_dtype: Any = jnp.float32,
         rngs: _nnx.Rngs,
     ) -> None:
+        check_cell(cell)
         if not isinstance(rngs, _nnx.Rngs):
             raise TypeError(f"rngs must be an nnx.Rngs, got {_checks.describe(rngs)}")
         self.cell = cell
@@ -71,6 +115,11 @@ class _Layer(_nnx.Module):
         self.param_dtype = _checks.float_dtype("param_dtype", param_dtype)
         params = cell.init(rngs.params(), in_features, self.param_dtype)
         for field, value in zip(params._fields, params):
+            if hasattr(self, field):
+                raise ValueError(
+                    f"{type(cell).__name__}'s params field {field!r} clashes with an "
+                    "attribute of the layer; rename the field"
+                )
             setattr(self, field, _nnx.Param(value))
 
     def get_params(self) -> Any:
@@ -110,7 +159,7 @@ class _Layer(_nnx.Module):
           inputs: ``(*batch, time, features)`` (``(time, *batch, features)``
             when time-major).
           initial_carry: Flax's carry (LSTM: ``(c, h)`` or an
-            ``LSTMState``); ``None`` means zeros.
+            ``LSTMState``; other cells: their state); ``None`` means zeros.
           rngs: accepted for ``nnx.RNN`` compatibility; unused.
           seq_lengths: ``(*batch,)`` integer lengths; outputs at padding
             steps are zeros (``nnx.RNN`` runs the cell over the padding).
@@ -143,43 +192,21 @@ class _Layer(_nnx.Module):
         )
 
 
-
-
-
-
-class LSTM(_Layer):
-    """A whole-sequence LSTM layer (:class:`jaxrnn.LSTM` on the fused engine); carry ``(c, h)``.
+class LSTM(RNN):
+    """:class:`RNN` over :class:`jaxrnn.LSTM`; carry ``(c, h)``.
 
     Args:
       in_features: the number of input features ``I``.
       hidden_size: the number of hidden units ``H``.
-      forget_bias: the forget-gate bias at initialisation, as for
-        :class:`jaxrnn.LSTM`.
+      forget_bias: the forget-gate bias at initialisation.
       w_ih_init: initializer of each gate's ``(I, H)`` block of ``w_ih``;
         Glorot-uniform.
       w_hh_init: initializer of each gate's ``(H, H)`` block of ``w_hh``;
         orthogonal.
       b_init: initializer of each gate's ``(H,)`` block of ``b``; zeros.
-      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
-        time, features)``.
-      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
-      reverse: process each sequence from its last valid step to its first.
-      keep_order: with ``reverse``, return the outputs in their original
-        positions (``False``, Flax's default, returns them in processing
-        order).
-      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
-        :func:`jaxrnn.rnn`.
-      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
-      bptt_clip: per-step clipping of the state gradient, as for
-        :func:`jaxrnn.rnn`.
-      precision: the matrix products' ``jax.lax.Precision``, as for
-        :func:`jaxrnn.rnn`.
-      unroll: passed to :func:`jaxrnn.rnn`.
-      dtype: the computation dtype; ``None`` promotes the inputs' and the
-        params' dtypes (Flax's rule). Inputs and params are cast to it; with
-        bfloat16/float16 the carry is float32.
-      param_dtype: the dtype of the parameters (float32).
       rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
+      **options: :class:`RNN`'s keyword arguments (``return_carry``,
+        ``impl``, ``dtype``, ...).
     """
 
     def __init__(
@@ -188,33 +215,18 @@ class LSTM(_Layer):
         hidden_size: int,
         *,
         forget_bias: float = 1.0,
-        w_ih_init: Any = _cells._GLOROT,
-        w_hh_init: Any = _cells._ORTHOGONAL,
-        b_init: Any = _cells._ZEROS,
-        time_major: bool = False,
-        return_carry: bool = False,
-        reverse: bool = False,
-        keep_order: bool = False,
-        impl: str = "fused",
-        residuals: str | int = "states",
-        bptt_clip: float | None = None,
-        precision: Any = None,
-        unroll: int | bool = 1,
-        dtype: Any = None,
-        param_dtype: Any = jnp.float32,
+        w_ih_init: Initializer = _inits.default_w_ih,
+        w_hh_init: Initializer = _inits.default_w_hh,
+        b_init: Initializer = _inits.default_b,
         rngs: _nnx.Rngs,
+        **options: Any,
     ) -> None:
         cell = _LSTM(hidden_size, forget_bias, w_ih_init=w_ih_init, w_hh_init=w_hh_init, b_init=b_init)
-        super().__init__(
-            cell, in_features, time_major=time_major, return_carry=return_carry,
-            reverse=reverse, keep_order=keep_order, impl=impl, residuals=residuals,
-            bptt_clip=bptt_clip, precision=precision, unroll=unroll, dtype=dtype,
-            param_dtype=param_dtype, rngs=rngs,
-        )
+        super().__init__(cell, in_features, rngs=rngs, **options)
 
 
-class GRU(_Layer):
-    """A whole-sequence GRU layer (:class:`jaxrnn.GRU` on the fused engine); carry ``h``.
+class GRU(RNN):
+    """:class:`RNN` over :class:`jaxrnn.GRU`; carry ``h``.
 
     Args:
       in_features: the number of input features ``I``.
@@ -226,26 +238,8 @@ class GRU(_Layer):
         orthogonal.
       b_init: initializer of each ``(H,)`` block of ``b`` and of ``b_hn``;
         zeros.
-      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
-        time, features)``.
-      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
-      reverse: process each sequence from its last valid step to its first.
-      keep_order: with ``reverse``, return the outputs in their original
-        positions (``False``, Flax's default, returns them in processing
-        order).
-      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
-        :func:`jaxrnn.rnn`.
-      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
-      bptt_clip: per-step clipping of the state gradient, as for
-        :func:`jaxrnn.rnn`.
-      precision: the matrix products' ``jax.lax.Precision``, as for
-        :func:`jaxrnn.rnn`.
-      unroll: passed to :func:`jaxrnn.rnn`.
-      dtype: the computation dtype; ``None`` promotes the inputs' and the
-        params' dtypes (Flax's rule). Inputs and params are cast to it; with
-        bfloat16/float16 the carry is float32.
-      param_dtype: the dtype of the parameters (float32).
       rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
+      **options: :class:`RNN`'s keyword arguments.
     """
 
     def __init__(
@@ -254,33 +248,18 @@ class GRU(_Layer):
         hidden_size: int,
         *,
         reset_after: bool = True,
-        w_ih_init: Any = _cells._GLOROT,
-        w_hh_init: Any = _cells._ORTHOGONAL,
-        b_init: Any = _cells._ZEROS,
-        time_major: bool = False,
-        return_carry: bool = False,
-        reverse: bool = False,
-        keep_order: bool = False,
-        impl: str = "fused",
-        residuals: str | int = "states",
-        bptt_clip: float | None = None,
-        precision: Any = None,
-        unroll: int | bool = 1,
-        dtype: Any = None,
-        param_dtype: Any = jnp.float32,
+        w_ih_init: Initializer = _inits.default_w_ih,
+        w_hh_init: Initializer = _inits.default_w_hh,
+        b_init: Initializer = _inits.default_b,
         rngs: _nnx.Rngs,
+        **options: Any,
     ) -> None:
         cell = _GRU(hidden_size, reset_after, w_ih_init=w_ih_init, w_hh_init=w_hh_init, b_init=b_init)
-        super().__init__(
-            cell, in_features, time_major=time_major, return_carry=return_carry,
-            reverse=reverse, keep_order=keep_order, impl=impl, residuals=residuals,
-            bptt_clip=bptt_clip, precision=precision, unroll=unroll, dtype=dtype,
-            param_dtype=param_dtype, rngs=rngs,
-        )
+        super().__init__(cell, in_features, rngs=rngs, **options)
 
 
-class SimpleRNN(_Layer):
-    """A whole-sequence Elman layer (:class:`jaxrnn.SimpleRNN` on the fused engine); carry ``h``.
+class SimpleRNN(RNN):
+    """:class:`RNN` over :class:`jaxrnn.SimpleRNN` (Elman); carry ``h``.
 
     Args:
       in_features: the number of input features ``I``.
@@ -289,26 +268,8 @@ class SimpleRNN(_Layer):
       w_ih_init: initializer of ``w_ih`` ``(I, H)``; Glorot-uniform.
       w_hh_init: initializer of ``w_hh`` ``(H, H)``; orthogonal.
       b_init: initializer of ``b`` ``(H,)``; zeros.
-      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
-        time, features)``.
-      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
-      reverse: process each sequence from its last valid step to its first.
-      keep_order: with ``reverse``, return the outputs in their original
-        positions (``False``, Flax's default, returns them in processing
-        order).
-      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
-        :func:`jaxrnn.rnn`.
-      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
-      bptt_clip: per-step clipping of the state gradient, as for
-        :func:`jaxrnn.rnn`.
-      precision: the matrix products' ``jax.lax.Precision``, as for
-        :func:`jaxrnn.rnn`.
-      unroll: passed to :func:`jaxrnn.rnn`.
-      dtype: the computation dtype; ``None`` promotes the inputs' and the
-        params' dtypes (Flax's rule). Inputs and params are cast to it; with
-        bfloat16/float16 the carry is float32.
-      param_dtype: the dtype of the parameters (float32).
       rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
+      **options: :class:`RNN`'s keyword arguments.
     """
 
     def __init__(
@@ -317,33 +278,18 @@ class SimpleRNN(_Layer):
         hidden_size: int,
         *,
         activation: Any = "tanh",
-        w_ih_init: Any = _cells._GLOROT,
-        w_hh_init: Any = _cells._ORTHOGONAL,
-        b_init: Any = _cells._ZEROS,
-        time_major: bool = False,
-        return_carry: bool = False,
-        reverse: bool = False,
-        keep_order: bool = False,
-        impl: str = "fused",
-        residuals: str | int = "states",
-        bptt_clip: float | None = None,
-        precision: Any = None,
-        unroll: int | bool = 1,
-        dtype: Any = None,
-        param_dtype: Any = jnp.float32,
+        w_ih_init: Initializer = _inits.default_w_ih,
+        w_hh_init: Initializer = _inits.default_w_hh,
+        b_init: Initializer = _inits.default_b,
         rngs: _nnx.Rngs,
+        **options: Any,
     ) -> None:
         cell = _SimpleRNN(hidden_size, activation, w_ih_init=w_ih_init, w_hh_init=w_hh_init, b_init=b_init)
-        super().__init__(
-            cell, in_features, time_major=time_major, return_carry=return_carry,
-            reverse=reverse, keep_order=keep_order, impl=impl, residuals=residuals,
-            bptt_clip=bptt_clip, precision=precision, unroll=unroll, dtype=dtype,
-            param_dtype=param_dtype, rngs=rngs,
-        )
+        super().__init__(cell, in_features, rngs=rngs, **options)
 
 
-class IRNN(_Layer):
-    """A whole-sequence IRNN layer (:class:`jaxrnn.IRNN` on the fused engine); carry ``h``.
+class IRNN(RNN):
+    """:class:`RNN` over :class:`jaxrnn.IRNN` (ReLU, ``W_hh = scale·I`` at init); carry ``h``.
 
     Args:
       in_features: the number of input features ``I``.
@@ -351,26 +297,8 @@ class IRNN(_Layer):
       scale: the diagonal of the initial ``w_hh = scale * I``.
       w_ih_init: initializer of ``w_ih`` ``(I, H)``; normal, stddev 0.001.
       b_init: initializer of ``b`` ``(H,)``; zeros.
-      time_major: inputs ``(time, *batch, features)`` instead of ``(*batch,
-        time, features)``.
-      return_carry: return ``(carry, outputs)`` instead of ``outputs``.
-      reverse: process each sequence from its last valid step to its first.
-      keep_order: with ``reverse``, return the outputs in their original
-        positions (``False``, Flax's default, returns them in processing
-        order).
-      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
-        :func:`jaxrnn.rnn`.
-      residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
-      bptt_clip: per-step clipping of the state gradient, as for
-        :func:`jaxrnn.rnn`.
-      precision: the matrix products' ``jax.lax.Precision``, as for
-        :func:`jaxrnn.rnn`.
-      unroll: passed to :func:`jaxrnn.rnn`.
-      dtype: the computation dtype; ``None`` promotes the inputs' and the
-        params' dtypes (Flax's rule). Inputs and params are cast to it; with
-        bfloat16/float16 the carry is float32.
-      param_dtype: the dtype of the parameters (float32).
       rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
+      **options: :class:`RNN`'s keyword arguments.
     """
 
     def __init__(
@@ -379,35 +307,20 @@ class IRNN(_Layer):
         hidden_size: int,
         *,
         scale: float = 1.0,
-        w_ih_init: Any = _cells._IRNN_INPUT,
-        b_init: Any = _cells._ZEROS,
-        time_major: bool = False,
-        return_carry: bool = False,
-        reverse: bool = False,
-        keep_order: bool = False,
-        impl: str = "fused",
-        residuals: str | int = "states",
-        bptt_clip: float | None = None,
-        precision: Any = None,
-        unroll: int | bool = 1,
-        dtype: Any = None,
-        param_dtype: Any = jnp.float32,
+        w_ih_init: Initializer = _inits.default_irnn_w_ih,
+        b_init: Initializer = _inits.default_b,
         rngs: _nnx.Rngs,
+        **options: Any,
     ) -> None:
         cell = _IRNN(hidden_size, scale, w_ih_init=w_ih_init, b_init=b_init)
-        super().__init__(
-            cell, in_features, time_major=time_major, return_carry=return_carry,
-            reverse=reverse, keep_order=keep_order, impl=impl, residuals=residuals,
-            bptt_clip=bptt_clip, precision=precision, unroll=unroll, dtype=dtype,
-            param_dtype=param_dtype, rngs=rngs,
-        )
+        super().__init__(cell, in_features, rngs=rngs, **options)
 
 
 class Stack(_nnx.Module):
     """Layers run one after another, each feeding its outputs to the next.
 
     The nnx twin of :class:`jaxrnn.flax.linen.Stack`: layers are this
-    module's layers, ``nnx.RNN``s or ``nnx.Bidirectional``s. With this
+    module's layers (:class:`RNN` over any cell included), ``nnx.RNN``s or ``nnx.Bidirectional``s. With this
     package's layers and ``nnx.Bidirectional`` pairs of them (concatenating)
     it computes what :func:`jaxrnn.stacked_rnn` computes.
 
@@ -471,7 +384,7 @@ class Stack(_nnx.Module):
 
     def cells(self) -> tuple[Any, ...]:
         """The layers as :func:`jaxrnn.stacked_rnn` takes them: cells and pairs."""
-        return tuple(_layer_cells(m, f"layers[{i}]") for i, m in enumerate(self.layers))
+        return tuple(layer_cells(m, f"layers[{i}]") for i, m in enumerate(self.layers))
 
     def get_params(self) -> tuple[Any, ...]:
         """The parameters as :func:`jaxrnn.stacked_rnn`'s params."""

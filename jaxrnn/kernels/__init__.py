@@ -3,10 +3,12 @@
 One ``jax.custom_vjp`` kernel serves every cell: the cell supplies its
 parameter layout and its elementwise ``pointwise`` step, the engine the rest
 (hoisted input GEMMs, the hand-written backward pass, residual policies,
-masking, per-step gradient clipping, mixed precision).
+masking, per-step gradient clipping, mixed precision). Read it in stages:
+``_chunks`` (options, chunking), ``_forward``, ``_backward``, ``_engine``
+(the ``custom_vjp``); the sequential loops sit behind one seam, ``_loops``.
 """
 
-from ._engine import default_chunk as default_chunk
+from ._chunks import default_chunk as default_chunk
 from ._engine import fused_rnn as fused_rnn
 
 __all__ = ["fused_rnn", "default_chunk"]

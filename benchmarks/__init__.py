@@ -1,0 +1,1 @@
+"""jaxrnn's benchmarks (not part of the installed package): ``python -m benchmarks.bptt``."""

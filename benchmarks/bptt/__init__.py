@@ -1,0 +1,83 @@
+"""Backpropagation through time: jaxrnn against the RNNs people use today.
+
+For each cell (LSTM, GRU, tanh RNN), sequence length T and (batch B, hidden H),
+with input size I = H, this times the forward pass and the forward+backward
+pass of:
+
+=============  ==============================================================
+impl           what
+=============  ==============================================================
+fused-gates    ``jr.rnn(impl="fused", residuals="gates")``
+fused-states   ``jr.rnn(impl="fused", residuals="states")`` (the default)
+fused-ckpt     ``jr.rnn(impl="fused", residuals=K)``, ``K = ceil(sqrt(T))``
+scan           ``jr.rnn(impl="scan")``: autodiff through ``lax.scan``
+scan-remat     ``lax.scan`` over ``jax.checkpoint(cell step)``: keeps only
+               the carry of every step and recomputes the step in the backward
+flax           Flax ``nn.RNN`` over ``nn.LSTMCell`` / ``nn.GRUCell`` /
+               ``nn.SimpleCell`` (weights from ``jaxrnn.interop.to_flax_params``)
+torch          PyTorch ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (CPU or CUDA), when
+               torch is importable (weights from ``jaxrnn.interop.to_torch``)
+cudnn          ``jax.experimental.rnn.lstm`` (cuDNN), LSTM, float32, GPU only
+=============  ==============================================================
+
+"fwd" is the jitted forward (outputs and final state); "fwd+bwd" is
+``jax.value_and_grad`` of ``sum(ys * w)`` (``w`` fixed random weights) with
+respect to the params and the inputs, jitted (torch: the same loss,
+``.backward()``).
+
+Method. Before anything is timed, every implementation's outputs, final state
+and gradients (params, in jaxrnn's layout, and inputs) are checked against
+jaxrnn's reference (``impl="scan"``, float32, ``Precision.HIGHEST``): the
+relative L2 error of each array must be below a tolerance set by the dtype and
+the device. An implementation that fails is reported and not timed. For T above
+``--check-steps`` the check runs the same implementation (same K) at
+T = ``--check-steps``. Compilation is ahead of time and timed apart; each call
+blocks on its results; the figure is the median of ``--repeats`` calls, fewer
+when they would take more than ``--budget`` seconds together (a call longer than
+that is timed once, by its first call after compilation).
+
+Reported: time per step, tokens per second (B*T / time), achieved GFLOP/s as a
+share of the device's GEMM peak measured in the same run (a square matmul in
+the run's dtype), and memory: the compiled temporary bytes of each jitted
+function (``memory_analysis().temp_size_in_bytes``, deterministic), and the
+device's peak bytes in use where it reports them (GPU). FLOPs are the model's:
+``2*B*(I+H)*G*H`` per step forward (G gates), three times that for
+forward+backward; recomputation is not counted.
+
+Output (``--out DIR``, default ``benchmarks/results/bptt-<time>/`` under the
+current folder):
+``results.json`` (machine, versions, command, every row), ``results.md`` (the
+tables) and three plots (``time_per_step.png``, ``memory.png``,
+``speedup_vs_flax.png``). ``--docs`` also writes the tables into
+``docs/benchmarks.md`` (between its markers) and the plots into
+``docs/benchmarks/``. What runs at which size: see :func:`plan`.
+
+Run::
+
+    python -m benchmarks.bptt --quick          # < 2 min on 2 CPU cores
+    python -m benchmarks.bptt                  # the default grid (see --help)
+    python -m benchmarks.bptt --dtype bf16     # on a GPU
+
+The package reads in order: :mod:`.grid` (what runs where), :mod:`.runners`
+(each implementation), :mod:`.check`, :mod:`.timing`, :mod:`.run` (one row),
+:mod:`.report` and :mod:`.cli` (the options and the run).
+"""
+
+from .check import Reference, check, reference, relative_errors, tolerance
+from .cli import main, parser
+from .grid import CELLS, DTYPES, IMPLS, QUICK, Case, Plan, availability, checkpoint_every, plan
+from .report import BEGIN, DOCS_PAGE, END, markdown, plots, write_docs
+from .runners import (
+    Inputs,
+    Runner,
+    abstract_inputs,
+    build,
+    build_jax,
+    build_torch,
+    cudnn_apply,
+    cudnn_pack,
+    cudnn_unpack,
+    make_inputs,
+)
+
+__all__ = ["main"]

@@ -1,0 +1,309 @@
+"""Reports: ratios between implementations, the Markdown tables, the plots,
+the docs page, and what machine and versions a run had."""
+
+from __future__ import annotations
+
+import pathlib
+import platform
+import shutil
+from typing import Any
+
+import jax
+import numpy as np
+
+import jaxrnn as jr
+
+from .grid import CELLS, IMPLS, Case, torch_or_none
+
+#: the docs page whose marked block ``--docs`` rewrites, and its plots' folder
+DOCS_PAGE = pathlib.Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    """Speedups over flax/torch/scan (fwd+bwd time) and memory relative to
+    scan (fwd+bwd compiled temp bytes), per (cell, T, B, H)."""
+    by_key = {(r["cell"], r["T"], r["B"], r["H"], r["impl"]): r for r in rows}
+    for r in rows:
+        key = (r["cell"], r["T"], r["B"], r["H"])
+        mine = r["fwdbwd"] or {}
+        for peer in ("flax", "torch", "scan"):
+            other = (by_key.get((*key, peer)) or {}).get("fwdbwd") or {}
+            ok = mine.get("seconds") and other.get("seconds")
+            r[f"speedup_vs_{peer}"] = other["seconds"] / mine["seconds"] if ok else None
+        scan = (by_key.get((*key, "scan")) or {}).get("fwdbwd") or {}
+        ok = mine.get("temp_bytes") is not None and scan.get("temp_bytes")
+        r["memory_vs_scan"] = mine["temp_bytes"] / scan["temp_bytes"] if ok else None
+        scan_grad = (by_key.get((*key, "scan")) or {}).get("grad_temp_bytes")
+        ok = r.get("grad_temp_bytes") is not None and scan_grad
+        r["grad_memory_vs_scan"] = r["grad_temp_bytes"] / scan_grad if ok else None
+
+
+# --------------------------------------------------------------------------
+# reports
+
+
+def _fmt(value: Any, spec: str, suffix: str = "") -> str:
+    return "—" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _mb(b: Any) -> str:
+    return "—" if b is None else f"{b / 1e6:.1f}"
+
+
+def _grad_mb(r: dict[str, Any]) -> str:
+    g = r.get("grad_temp_bytes")
+    return "" if g is None else f" ({g / 1e6:.1f})"
+
+
+def memory_ratio(r: dict[str, Any]) -> float:
+    """Memory relative to scan: of ``jax.grad`` alone where measured (the
+    outputs excluded, as in tests/test_kernels.py), else of fwd+bwd."""
+    g = r.get("grad_memory_vs_scan")
+    return g if g is not None else r["memory_vs_scan"]
+
+
+def _ratio_text(r: dict[str, Any]) -> str:
+    text = _fmt(r.get("memory_vs_scan"), ".3f")
+    g = r.get("grad_memory_vs_scan")
+    return text if g is None else f"{text} ({g:.3f})"
+
+
+def targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """The lead's targets (fp32, fwd+bwd, CPU): (target, measured, verdict)."""
+    by = {(r["cell"], r["T"], r["B"], r["H"], r["impl"]): r for r in rows}
+    out = []
+
+    def verdict(ok: bool | None) -> str:
+        return "—" if ok is None else ("met" if ok else "NOT met")
+
+    for cell in ("lstm", "gru"):
+        for impl in ("fused-states", "fused-gates"):
+            for (B, H), need in (((8, 128), 2.0), ((32, 128), 2.0), ((64, 256), 1.3)):
+                r = by.get((cell, 1000, B, H, impl))
+                if r is None or r["status"] != "ok":
+                    continue
+                s, t = r["speedup_vs_flax"], r["speedup_vs_torch"]
+                out.append((f"{cell} T=1000 ({B},{H}): {impl} ≥ {need}× Flax", _fmt(s, ".2f", "×"), verdict(None if s is None else s >= need)))
+                out.append((f"{cell} T=1000 ({B},{H}): {impl} ≥ 1× PyTorch", _fmt(t, ".2f", "×"), verdict(None if t is None else t >= 1.0)))
+            r = by.get((cell, 1000, 64, 512, impl))
+            if r is not None and r["fwdbwd"] and r["fwdbwd"].get("peak_share"):
+                s = r["fwdbwd"]["peak_share"]
+                out.append((f"{cell} T=1000 (64,512): {impl} ≥ 70% of GEMM peak", f"{s:.0%}", verdict(s >= 0.7)))
+    for r in rows:
+        if r["impl"] == "fused-states" and r["memory_vs_scan"] is not None and r["T"] >= 1000:
+            m = memory_ratio(r)
+            out.append((f"{r['cell']} T={r['T']} ({r['B']},{r['H']}): states memory ≤ 1/5 of scan", _ratio_text(r), verdict(m <= 0.2)))
+    for r in rows:
+        if r["impl"] == "fused-ckpt" and r["T"] == 10000 and r["memory_vs_scan"] is not None:
+            m = memory_ratio(r)
+            out.append((f"{r['cell']} T=10000 ({r['B']},{r['H']}): ckpt memory ≤ 1/20 of scan", _ratio_text(r), verdict(m <= 0.05)))
+            st = (by.get((r["cell"], 10000, r["B"], r["H"], "fused-states")) or {}).get("fwdbwd") or {}
+            if r["fwdbwd"] and r["fwdbwd"].get("seconds") and st.get("seconds"):
+                q = r["fwdbwd"]["seconds"] / st["seconds"]
+                out.append((f"{r['cell']} T=10000 ({r['B']},{r['H']}): ckpt time ≤ 1.4× states", f"{q:.2f}×", verdict(q <= 1.4)))
+    r = by.get(("lstm", 100000, 8, 128, "fused-ckpt"))
+    if r is not None:
+        ok = r["status"] == "ok"
+        out.append(("lstm T=100000 (8,128): fused-ckpt fwd+bwd runs", f"{r['fwdbwd']['seconds']:.1f} s" if ok else r["status"], verdict(ok)))
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    meta, rows = result["meta"], result["rows"]
+    peak = meta["gemm_peak"]
+    lines = [
+        f"Command: `{meta['command']}`  ",
+        f"Machine: {meta['machine']}  ",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + "  ",
+        (f"dtype: {meta['dtype']}; GEMM peak: {peak['gflops']:.1f} GFLOP/s "
+         f"({peak['n']}×{peak['n']} {peak['dtype']} matmul); {meta['date']}"),
+        "",
+    ]
+    goal = targets(rows)
+    if goal:
+        lines += ["### Targets", "", "| target | measured | |", "|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in goal]
+        lines.append("")
+    lines += [
+        "### Results",
+        "",
+        ("Times are medians (µs per step); tok/s and GFLOP/s are for fwd+bwd; "
+         "memory is the compiled temporary memory of the fwd+bwd function; "
+         "×Flax, ×torch, ×scan are fwd+bwd speedups (above 1: faster than that peer); "
+         "mem/scan is memory relative to `impl=\"scan\"`. In parentheses: the same for `jax.grad` "
+         "alone (no loss value, so the outputs need not be kept; the measure of the engine's tests), "
+         "which the memory targets use."),
+        "",
+    ]
+    header = "| cell | T | B | H | impl | fwd µs/step | fwd+bwd µs/step | tok/s | GFLOP/s | % peak | temp MB | mem/scan | ×Flax | ×torch | ×scan |"
+    device_peak = any(r.get("device_peak_bytes") for r in rows)
+    if device_peak:
+        header += " device peak MB |"
+    shown = [r for r in rows if r["status"] in ("ok", "memory-only")]
+    for cell in CELLS:
+        cell_rows = [r for r in shown if r["cell"] == cell]
+        if not cell_rows:
+            continue
+        lines += [f"#### {cell}", "", header, "|" + "---|" * (header.count("|") - 1)]
+        for r in cell_rows:
+            f, fb = r["fwd"] or {}, r["fwdbwd"] or {}
+            impl = r["impl"] + (f" (K={r['residuals']})" if r["residuals"] else "")
+            if r["status"] == "memory-only":
+                impl += " †"
+            lines.append(
+                f"| {cell} | {r['T']} | {r['B']} | {r['H']} | {impl} | "
+                f"{_fmt(f.get('us_per_step'), '.1f')} | {_fmt(fb.get('us_per_step'), '.1f')} | "
+                f"{_fmt(fb.get('tokens_per_s'), '.3g')} | {_fmt(fb.get('gflops'), '.1f')} | "
+                f"{_fmt(fb.get('peak_share') and 100 * fb['peak_share'], '.0f', '%')} | "
+                f"{_mb(fb.get('temp_bytes'))}{_grad_mb(r)} | "
+                f"{_ratio_text(r)} | {_fmt(r['speedup_vs_flax'], '.2f', '×')} | "
+                f"{_fmt(r['speedup_vs_torch'], '.2f', '×')} | {_fmt(r['speedup_vs_scan'], '.2f', '×')} |"
+                + (f" {_mb(r.get('device_peak_bytes'))} |" if device_peak else "")
+            )
+        lines.append("")
+    if any(r["status"] == "memory-only" for r in rows):
+        lines.append("† compiled memory only (not run; see *Not timed*).")
+    if device_peak:
+        lines.append("Device peak: JAX rows show the process's peak bytes in use so far (JAX cannot reset it); "
+                     "PyTorch rows the peak of their own calls (`torch.cuda.max_memory_allocated`).")
+    lines.append("")
+    failed = [r for r in rows if r["status"] in ("check failed", "error")]
+    if failed:
+        lines += ["### Failures", ""]
+        lines += [f"- {r['impl']} at {Case(r['cell'], r['T'], r['B'], r['H']).label()}: {r['status']}: {r['reason']}" for r in failed]
+        lines.append("")
+    skipped = skip_summary(rows)
+    if skipped:
+        lines += ["### Not timed", ""]
+        lines += [f"- {reason}: {', '.join(items)}" for reason, items in skipped.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def skip_summary(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        if r["status"] in ("skipped", "memory-only"):
+            item = f"{r['impl']} {r['cell']} T={r['T']} ({r['B']},{r['H']})"
+            out.setdefault(r["reason"], []).append(item)
+    return out
+
+
+def plots(result: dict[str, Any], out: pathlib.Path) -> list[pathlib.Path]:
+    """time_per_step.png, memory.png and speedup_vs_flax.png (fwd+bwd)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    cells = [c for c in CELLS if any(r["cell"] == c and r["status"] in ("ok", "memory-only") for r in rows)]
+    sizes = sorted({(r["B"], r["H"]) for r in rows})
+    styles = ["-", "--", ":", "-."]
+    colors = {impl: f"C{k}" for k, impl in enumerate(IMPLS)}
+    markers = dict(zip(IMPLS, "os^vDx+*"))
+    subtitle = f"{result['meta']['dtype']}, fwd+bwd; {result['meta']['device']}"
+    written = []
+
+    def per_t(metric: str, ylabel: str, name: str, statuses: tuple[str, ...], scale: float = 1.0) -> None:
+        fig, axes = plt.subplots(1, max(1, len(cells)), figsize=(5 * max(1, len(cells)), 4), squeeze=False)
+        for ax, cell in zip(axes[0], cells):
+            for impl in IMPLS:
+                for k, size in enumerate(sizes):
+                    style = styles[k % len(styles)]
+                    pts = sorted(
+                        (r["T"], r["fwdbwd"][metric])
+                        for r in rows
+                        if r["cell"] == cell and r["impl"] == impl and (r["B"], r["H"]) == size
+                        and r["status"] in statuses and r["fwdbwd"] and r["fwdbwd"].get(metric) is not None
+                    )
+                    if pts:
+                        t, y = zip(*pts)
+                        y = [v * scale for v in y]
+                        ax.plot(t, y, style, marker=markers[impl], color=colors[impl], label=f"{impl} B={size[0]} H={size[1]}")
+            ax.set(xscale="log", yscale="log", xlabel="T (steps)", ylabel=ylabel, title=cell)
+            ax.grid(True, which="both", alpha=0.3)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
+        fig.suptitle(subtitle)
+        fig.tight_layout()
+        path = out / name
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+
+    per_t("us_per_step", "µs per step", "time_per_step.png", ("ok",))
+    per_t("temp_bytes", "compiled temporary memory (MB)", "memory.png", ("ok", "memory-only"), 1e-6)
+
+    groups = sorted({(r["cell"], r["T"], r["B"], r["H"]) for r in rows if r["speedup_vs_flax"] is not None},
+                    key=lambda g: (list(CELLS).index(g[0]), g[1], g[2], g[3]))
+    impls = [i for i in IMPLS if i != "flax" and any(r["impl"] == i and r["speedup_vs_flax"] for r in rows)]
+    if groups and impls:
+        fig, ax = plt.subplots(figsize=(min(30, max(6, 0.9 * len(groups) + 2)), 4.5))
+        width = 0.8 / len(impls)
+        by = {(r["cell"], r["T"], r["B"], r["H"], r["impl"]): r["speedup_vs_flax"] for r in rows}
+        for k, impl in enumerate(impls):
+            xs = [g + k * width for g in range(len(groups))]
+            ax.bar(xs, [by.get((*grp, impl)) or 0 for grp in groups], width, color=colors[impl], label=impl)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))])
+        ax.set_xticklabels([f"{c}\nT={t}\n{b}×{h}" for c, t, b, h in groups], fontsize="small")
+        ax.set(ylabel="speedup over Flax nn.RNN (fwd+bwd)", title=subtitle)
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        path = out / "speedup_vs_flax.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+BEGIN, END = "<!-- bptt:begin (written by benchmarks/bptt.py --docs) -->", "<!-- bptt:end -->"
+
+
+def write_docs(md: str, pngs: list[pathlib.Path], quick: bool, page: pathlib.Path = DOCS_PAGE) -> None:
+    """Puts the tables and plots of this run into the docs: the plots into
+    ``docs/benchmarks/``, the tables between the markers of ``docs/benchmarks.md``
+    (``page``; the plots go into the folder ``benchmarks/`` beside it)."""
+    docs_dir = page.parent / "benchmarks"
+    text = page.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"--docs: {page} lacks the markers {BEGIN!r} and {END!r}")
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    for path in pngs:
+        shutil.copy(path, docs_dir / path.name)
+    rel = docs_dir.relative_to(page.parent).as_posix()
+    block = [BEGIN, ""]
+    if quick:
+        block += ["!!! note \"An example: a `--quick` run\"",
+                  ("    A small grid that shows the output's form; it is not the full benchmark "
+                   "(see [Running it](#running-it)). Its timings are only as good as the machine was "
+                   "quiet: see the load average in its first lines."), ""]
+    block += [md, ""]
+    block += [f"![{p.stem.replace('_', ' ')}]({rel}/{p.name})\n" for p in pngs]
+    block += ["", END]
+    head, rest = text.split(BEGIN, 1)
+    page.write_text(head + "\n".join(block) + rest.split(END, 1)[1])
+    print(f"wrote the tables into {page} and the plots into {docs_dir}")
+
+
+
+def cpu_name() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def versions() -> dict[str, str]:
+    import flax
+    import jaxlib
+
+    out = {"jaxrnn": jr.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__,
+           "numpy": np.__version__, "python": platform.python_version()}
+    torch = torch_or_none()
+    if torch is not None:
+        out["torch"] = torch.__version__
+    return out

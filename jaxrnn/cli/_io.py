@@ -1,0 +1,171 @@
+"""What the commands share (private): argument types, run folders, atomic
+writes, tables, JSON-safe numbers and the one-line usage error."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .._runner import CELLS
+
+class UsageError(Exception):
+    """A bad command line; reported as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+# --------------------------------------------------------------------------
+# argument types
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def length(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 2, got {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer of at least 2 (the adding problem has two "
+                                         f"marked steps), got {value}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def cell_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in CELLS]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of cells from {sorted(CELLS)}, got {text!r}"
+        )
+    return names
+
+
+def residuals(text: str) -> Any:
+    if text in ("gates", "states"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected 'gates', 'states' or a positive int K (keep every K-th state), got {text!r}"
+        )
+    return value
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def run_dir(out: str | None, command: str, name: str) -> Path:
+    if out is None:
+        out = str(Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"jaxrnn {command}: error: --out must be a folder, got the file {out}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"jaxrnn {command}: error: --out {out} cannot be created: {e.strerror or e}") from None
+    return path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Writes ``path`` whole or not at all: a temporary file in the same folder,
+    flushed to disk, then renamed over ``path`` (a rename within a file system
+    is atomic), so a crash never leaves it half written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, leave=True,
+                dynamic_ncols=True, file=sys.stderr)
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, rows)])
+
+
+def finite(x: float) -> float | None:
+    """JSON has no NaN/inf: non-finite numbers become null."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def jsonable(tree: Any) -> Any:
+    import numpy as np
+
+    if isinstance(tree, dict):
+        return {k: jsonable(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [jsonable(v) for v in tree]
+    if isinstance(tree, np.ndarray):
+        return jsonable(tree.tolist())
+    if isinstance(tree, (float, np.floating)):
+        return finite(tree)
+    if isinstance(tree, np.integer):
+        return int(tree)
+    if isinstance(tree, np.bool_):
+        return bool(tree)
+    return tree
+
+
+
+def add_common(p: argparse.ArgumentParser, *, cells: bool) -> None:
+    """The options every training command takes."""
+    p.add_argument("--hidden", type=positive_int, default=64, help="hidden units (default 64)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="PRNG seed (default 0)")
+    p.add_argument("--impl", choices=["fused", "scan"], default="fused",
+                   help="jaxrnn.rnn implementation (default: fused; demo: scan, faster at its size on CPU)")
+    p.add_argument("--out", default=None, help="run folder (default runs/<command>-<time>)")
+    if cells:
+        p.add_argument("--cells", type=cell_list, default=["tanh", "irnn", "lstm", "gru", "relu"],
+                       help=f"comma-separated, from {sorted(CELLS)} (default: all)")

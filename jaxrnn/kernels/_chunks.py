@@ -1,0 +1,163 @@
+"""Stage 1 of the engine: options, the chunk length, and slicing chunks.
+
+The time axis is cut into ``N`` chunks of ``C`` steps and, when ``C`` does not
+divide ``T``, a shorter tail chunk. Chunks are sliced straight out of the
+caller's arrays (batch- or time-major), so no transposed or padded copy of the
+inputs, outputs or their gradients is ever made. Inside a chunk everything is
+time-major: ``(C, B, ...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from .._sharding import vary, varying_axes
+from ..cells import accumulation_dtype
+from ._loops import XLA, InnerLoops
+
+Array = jax.Array
+
+tmap = jax.tree_util.tree_map
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Static configuration of one kernel call (hashable)."""
+
+    num_steps: int  # T
+    chunk: int  # C: steps per chunk
+    time_axis: int  # 0 (time-major) or 1 (batch-major) in the caller's arrays
+    residuals: str  # "gates", "states" or "checkpoints"
+    masked: bool  # whether seq_lengths apply
+    clipped: bool  # whether bptt_clip is set
+    precision: Any
+    unroll: Any
+    loops: InnerLoops = XLA  # the two sequential loops (see ._loops)
+
+    @property
+    def num_chunks(self) -> int:
+        """Full chunks; a tail of ``T mod C`` steps follows them."""
+        return self.num_steps // self.chunk
+
+    @property
+    def tail(self) -> int:
+        return self.num_steps % self.chunk
+
+
+# Rows that the batched weight-gradient GEMMs of one chunk should have at least.
+_MIN_ROWS = 256
+
+
+def default_chunk(num_steps: int, batch_size: int | None = None) -> int:
+    """Chunk length of the "gates" and "states" policies.
+
+    The backward pass holds a few ``C·B·G·H`` chunk buffers (memory grows
+    with ``C``) and pays a fixed cost per chunk (time grows with ``T / C``);
+    ``C ~ sqrt(T) / 2`` balances the two, clamped to [8, 64]. The chunk's
+    weight-gradient GEMMs are ``C·B`` rows tall; at a small batch they are too
+    short to run at speed, so ``C`` grows (up to 4x, still at most 64) until
+    ``C·B`` reaches about 256 rows. ``batch_size=None`` is the rule for a
+    large batch.
+
+    Example:
+      >>> from jaxrnn.kernels import default_chunk
+      >>> default_chunk(1000), default_chunk(1000, batch_size=8)
+      (16, 32)
+    """
+    chunk = num_steps**0.5 / 2
+    if batch_size:
+        chunk *= min(4.0, max(1.0, _MIN_ROWS / (batch_size * chunk)))
+    return int(min(64, max(8, round(chunk))))
+
+
+def make_options(
+    num_steps: int,
+    batch_size: int,
+    time_axis: int,
+    residuals: Any,
+    masked: bool,
+    clipped: bool,
+    precision: Any,
+    unroll: Any,
+) -> Options:
+    if isinstance(residuals, str):
+        chunk, policy = default_chunk(num_steps, batch_size), residuals
+    else:
+        chunk, policy = int(residuals), "checkpoints"
+    return Options(
+        num_steps=num_steps,
+        chunk=max(1, min(chunk, num_steps)),
+        time_axis=time_axis,
+        residuals=policy,
+        masked=masked,
+        clipped=clipped,
+        precision=precision,
+        unroll=unroll,
+    )
+
+
+# --------------------------------------------------------------------------
+# slicing chunks out of the caller's arrays
+
+
+def take(seq: Array, start: Any, size: int, opts: Options) -> Array:
+    """Steps ``[start, start + size)`` of a sequence, time-major: ``(size, B, ...)``."""
+    part = lax.dynamic_slice_in_dim(seq, start, size, axis=opts.time_axis)
+    return jnp.swapaxes(part, 0, 1) if opts.time_axis == 1 else part
+
+
+def put(seq: Array, part: Array, start: Any, opts: Options) -> Array:
+    """Writes a time-major ``part (size, B, ...)`` at step ``start`` of ``seq``."""
+    if opts.time_axis == 1:
+        part = jnp.swapaxes(part, 0, 1)
+    return lax.dynamic_update_slice_in_dim(seq, part.astype(seq.dtype), start, axis=opts.time_axis)
+
+
+def state_at(seqs: Any, s0: Any, t: Any, opts: Options) -> Any:
+    """The state after step ``t - 1`` read from per-step sequences (``s0`` at ``t = 0``)."""
+    prev = tmap(lambda q: take(q, jnp.maximum(t - 1, 0), 1, opts)[0], seqs)
+    return tmap(lambda p, a: jnp.where(t > 0, p, a), prev, s0)
+
+
+def validity(lengths: Array | None, start: Any, size: int, batch: int) -> Array:
+    """``(size, B)`` booleans: whether step ``start + i`` is within each length."""
+    t = start + jnp.arange(size, dtype=jnp.int32)[:, None]
+    if lengths is None:
+        return jnp.ones((size, batch), bool)
+    return t < lengths[None, :]
+
+
+# --------------------------------------------------------------------------
+# small tree helpers shared by the stages
+
+
+def tree_add(a: Any, b: Any) -> Any:
+    return tmap(jnp.add, a, b)
+
+
+def select(valid: Array, a: Any, b: Any) -> Any:
+    """``where(valid, a, b)`` leaf by leaf; ``valid`` is ``(B,)``."""
+    return tmap(lambda x, y: jnp.where(valid[:, None], x, y), a, b)
+
+
+def zeros_acc(params: Any) -> Any:
+    """Zero parameter gradients in the accumulation dtype (float32 for half params)."""
+    return tmap(
+        lambda p: vary(jnp.zeros(p.shape, accumulation_dtype(p.dtype)), varying_axes(p)), params
+    )
+
+
+def acc_add(acc: Any, g: Any) -> Any:
+    return tmap(lambda a, b: a + b.astype(a.dtype), acc, g)
+
+
+def flat_projection(fn: Any, x: Array) -> Array:
+    """Applies a projection to ``(C, B, F)`` as ONE GEMM over ``C·B`` rows."""
+    C, B = x.shape[:2]
+    z = fn(x.reshape(C * B, x.shape[-1]))
+    return z.reshape(C, B, z.shape[-1])
