@@ -11,7 +11,9 @@ subclassing ``jr.Cell`` and writing ``init_params`` and ``pointwise`` is all it
 takes for ``jr.rnn(..., impl="fused")`` to run it with the hand-written
 backward pass, every residual policy, masking, reverse and ``bptt_clip``,
 and for ``jr.flax.RNN(cell)`` (linen) and ``jr.flax.nnx.RNN(cell, ...)`` to
-make it a Flax layer.
+make it a Flax layer. It keeps ``jr.Cell``'s projections, so it also gets the
+engine's fast path (``HighwayRNN.plain_projections`` is ``True``: weight
+gradients as one GEMM per chunk).
 
 Run:  python examples/custom_cell.py
 """

@@ -113,8 +113,7 @@ def clip_gradient(x: Any, max_norm: Any) -> Any:
     lead = {tuple(leaf.shape[:-1]) for leaf in leaves}
     if len(lead) > 1:
         raise ValueError(
-            "the leaves of x must share their leading (per-example) dims, got "
-            f"{sorted(lead)}"
+            f"the leaves of x must share their leading (per-example) dims, got {sorted(lead)}"
         )
     _checks.positive_scalar("max_norm", max_norm)
     return _clip_gradient(x, max_norm)

@@ -19,9 +19,9 @@ import numpy as np
 from jax import lax
 
 from . import _checks
+from ._gradclip import clip_gradient
 from ._sharding import vary, varying_axes_of
 from .cells import Cell, accumulation_dtype
-from ._gradclip import clip_gradient
 from .kernels import fused_rnn
 
 __all__ = ["rnn", "bidirectional_rnn", "stacked_rnn", "init_stacked"]

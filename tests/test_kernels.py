@@ -28,7 +28,7 @@ B = 3
 # T = 20 with the default chunk of 8 gives two full chunks and a tail of 4;
 # residuals=3 gives six chunks of 3 and a tail of 2.
 T = 20
-assert default_chunk(T) == 8
+assert default_chunk(T) == default_chunk(T, batch_size=B) == 8
 POLICIES = ["gates", "states", 3]
 LENGTHS = jnp.array([T, 9, 0])
 VARIANTS = {
@@ -237,14 +237,27 @@ def test_user_cell_gets_a_fused_kernel(monkeypatch):
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "custom_cell", module)  # dataclasses look it up
     spec.loader.exec_module(module)
-    cell = module.HighwayRNN(4)
-    with jax.enable_x64(True):
-        params, xs, state = setup(cell, jnp.float64)
-        kw = VARIANTS["lengths+clip"]
-        scan = value_and_grads(cell, params, xs, state, impl="scan", **kw)
-        for residuals in POLICIES:
-            fused = value_and_grads(cell, params, xs, state, residuals=residuals, **kw)
-            assert_trees_close(fused, scan, Precision(np.dtype("float64"), 1e-10, 1e-12))
+    from jaxrnn.kernels._backward import gemm_grads
+
+    class ScaledInput(module.HighwayRNN):
+        """Overrides a projection: the engine must fall back to its VJP."""
+
+        def input_projection(self, params, x, precision=None):
+            return 0.5 * super().input_projection(params, x, precision)
+
+    # The cell contract: layout + pointwise gets the plain-GEMM fast path,
+    # and overriding a projection (without saying otherwise) turns it off.
+    assert module.HighwayRNN.plain_projections and module.HighwayRNN.additive
+    assert not ScaledInput.plain_projections
+    for cell in (module.HighwayRNN(4), ScaledInput(4)):
+        with jax.enable_x64(True):
+            params, xs, state = setup(cell, jnp.float64)
+            assert gemm_grads(cell, params) == cell.plain_projections
+            kw = VARIANTS["lengths+clip"]
+            scan = value_and_grads(cell, params, xs, state, impl="scan", **kw)
+            for residuals in POLICIES:
+                fused = value_and_grads(cell, params, xs, state, residuals=residuals, **kw)
+                assert_trees_close(fused, scan, Precision(np.dtype("float64"), 1e-10, 1e-12))
 
 
 @pytest.mark.parametrize("shape", [(2, 0, INPUT), (0, 5, INPUT)], ids=["no steps", "no examples"])

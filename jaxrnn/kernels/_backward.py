@@ -55,7 +55,9 @@ class Residuals(NamedTuple):
     clip: Array | None  # bptt_clip as a scalar, or None
     probe: Any  # see fused_rnn, or None
     seqs: Any  # the state after every step (None under "checkpoints")
-    extras: Any  # (per full chunk, tail): (xz, hz) under "gates", the entry state under "checkpoints"
+    extras: (
+        Any  # (per full chunk, tail): (xz, hz) under "gates", the entry state under "checkpoints"
+    )
 
 
 class Weights(NamedTuple):
@@ -100,12 +102,21 @@ def _inject(fn: Any, like: Any, ct: Array) -> Any:
     return jax.vjp(fn, like)[1](ct)[0]
 
 
-def _through_gemm(cell: Cell, opts: Options, w: Weights, prev: Any, dhz: Array, ds_prev: Any) -> Any:
+def _through_gemm(
+    cell: Cell, opts: Options, w: Weights, prev: Any, dhz: Array, ds_prev: Any
+) -> Any:
     """Adds the gradient that reaches the previous state through ``hz = h W_hh``."""
     dh = jnp.matmul(
-        dhz.astype(w.w_hh_t.dtype), w.w_hh_t, precision=opts.precision, preferred_element_type=dhz.dtype
+        dhz.astype(w.w_hh_t.dtype),
+        w.w_hh_t,
+        precision=opts.precision,
+        preferred_element_type=dhz.dtype,
     )
     return tree_add(ds_prev, _inject(cell.gemm_input, prev, dh))
+
+
+# Each core maps the total cotangent of a step's new state to
+# (ds_prev, dparams_t or None, dxz_t or None, dhz_t or None).
 
 
 def _additive_core(cell: Cell, opts: Options, w: Weights, total: Any, x: StepInputs) -> tuple:
@@ -121,7 +132,9 @@ def _elementwise_core(cell: Cell, opts: Options, w: Weights, total: Any, x: Step
 
 
 def _whole_step_core(cell: Cell, opts: Options, w: Weights, total: Any, x: StepInputs) -> tuple:
-    step_fn = lambda p, xz, s: cell.step_from_projection(p, xz, s, opts.precision)  # noqa: E731
+    def step_fn(p, xz, s):
+        return cell.step_from_projection(p, xz, s, opts.precision)
+
     _, vjp = jax.vjp(step_fn, w.params, x.xz, x.prev)
     dp_t, dxz, ds_prev = vjp(total)
     return ds_prev, dp_t, dxz, None
@@ -166,7 +179,9 @@ def backward_step(cell: Cell, opts: Options, probed: bool) -> Any:
 # one chunk
 
 
-def _step_inputs(cell: Cell, params: Any, opts: Options, chunk: Chunk, prev: Any, h_prev: Array) -> StepInputs:
+def _step_inputs(
+    cell: Cell, params: Any, opts: Options, chunk: Chunk, prev: Any, h_prev: Array
+) -> StepInputs:
     """The reverse loop's per-step inputs: the projections kept by "gates", or
     rebuilt here with one ``C·B``-row GEMM each."""
     if chunk.gates is not None:
@@ -175,7 +190,9 @@ def _step_inputs(cell: Cell, params: Any, opts: Options, chunk: Chunk, prev: Any
         xz = flat_projection(lambda x: cell.input_projection(params, x, opts.precision), chunk.x)
         hz = None
         if cell.elementwise:
-            hz = flat_projection(lambda h: cell.recurrent_projection(params, h, opts.precision), h_prev)
+            hz = flat_projection(
+                lambda h: cell.recurrent_projection(params, h, opts.precision), h_prev
+            )
     if _is_additive(cell):
         # One buffer for the pre-activations xz + hz (the gates policy kept
         # exactly that), and dxz = dhz: one buffer for both gradients.
@@ -237,22 +254,30 @@ def gemm_grads(cell: Cell, params: Any) -> bool:
     )
 
 
-def _input_grads(cell: Cell, params: Any, opts: Options, x_c: Array, dxz_c: Array, dp: Any) -> tuple[Any, Array]:
+def _input_grads(
+    cell: Cell, params: Any, opts: Options, x_c: Array, dxz_c: Array, dp: Any
+) -> tuple[Any, Array]:
     """``dW_ih``, ``db`` and ``dx`` of one chunk."""
     dxz = _flat(dxz_c)
     if gemm_grads(cell, params):
         # (dxz @ W_ihᵀ, once per chunk, is left to XLA: a transposed copy
         # of W_ih would cost its size in memory for no measurable gain.)
-        dx = jnp.matmul(dxz, params.w_ih.T, precision=opts.precision, preferred_element_type=dxz.dtype)
+        dx = jnp.matmul(
+            dxz, params.w_ih.T, precision=opts.precision, preferred_element_type=dxz.dtype
+        )
         dp = _acc_fields(dp, w_ih=_nn_dot(transposed(_flat(x_c)), dxz, opts), b=dxz.sum(0))
     else:
-        _, vjp_in = jax.vjp(lambda p, x: cell.input_projection(p, x, opts.precision), params, _flat(x_c))
+        _, vjp_in = jax.vjp(
+            lambda p, x: cell.input_projection(p, x, opts.precision), params, _flat(x_c)
+        )
         dp_in, dx = vjp_in(dxz)
         dp = acc_add(dp, dp_in)
     return dp, dx.reshape(x_c.shape[:2] + dx.shape[-1:])
 
 
-def _recurrent_grads(cell: Cell, params: Any, opts: Options, h_prev: Array, dhz_c: Array, dp: Any) -> Any:
+def _recurrent_grads(
+    cell: Cell, params: Any, opts: Options, h_prev: Array, dhz_c: Array, dp: Any
+) -> Any:
     """``dW_hh`` and the recurrent bias's gradient of one chunk."""
     dhz = _flat(dhz_c)
     if gemm_grads(cell, params):
@@ -261,7 +286,9 @@ def _recurrent_grads(cell: Cell, params: Any, opts: Options, h_prev: Array, dhz_
         if rb is not None:
             dp = acc_add(dp, vjp_rb(dhz.sum(0))[0])
         return dp
-    _, vjp_rec = jax.vjp(lambda p: cell.recurrent_projection(p, _flat(h_prev), opts.precision), params)
+    _, vjp_rec = jax.vjp(
+        lambda p: cell.recurrent_projection(p, _flat(h_prev), opts.precision), params
+    )
     return acc_add(dp, vjp_rec(dhz)[0])
 
 
@@ -294,7 +321,9 @@ def transposed(w: Array) -> Array:
 # every chunk
 
 
-def backward(cell: Cell, opts: Options, res: Residuals, d_final: Any, d_ys: Array) -> tuple[Any, Array, Any, Any]:
+def backward(
+    cell: Cell, opts: Options, res: Residuals, d_final: Any, d_ys: Array
+) -> tuple[Any, Array, Any, Any]:
     """The tail, then every chunk in reverse.
 
     Returns:
@@ -326,7 +355,9 @@ def backward(cell: Cell, opts: Options, res: Residuals, d_final: Any, d_ys: Arra
     dpr = tmap(jnp.zeros_like, res.probe) if probed else None
     ds, dp, dxs = d_final, zeros_acc(params), jnp.zeros_like(xs)
     if opts.tail:
-        ds, dp, dxs, dpr = run(ds, dp, dxs, dpr, opts.num_chunks * opts.chunk, opts.tail, tail_extra)
+        ds, dp, dxs, dpr = run(
+            ds, dp, dxs, dpr, opts.num_chunks * opts.chunk, opts.tail, tail_extra
+        )
 
     def chunk(carry, inputs):
         c, extra = inputs

@@ -105,24 +105,25 @@ def fused_rnn(
         # Nothing to run: the final state is the initial one, no outputs.
         h = cell.output(state)
         return state, jnp.zeros(xs.shape[:-1] + h.shape[-1:], h.dtype)
-    opts = make_options(
-        num_steps,
-        xs.shape[1 if time_major else 0],
-        0 if time_major else 1,
-        residuals,
-        seq_lengths is not None,
-        bptt_clip is not None,
-        precision,
-        unroll,
-    )
+    time_axis = 0 if time_major else 1
     clip = (
-        None
-        if bptt_clip is None
-        else jnp.asarray(bptt_clip, accumulation_dtype(params.w_hh.dtype))
+        None if bptt_clip is None else jnp.asarray(bptt_clip, accumulation_dtype(params.w_hh.dtype))
     )
 
-    def run(*args):
+    def run(params, xs, *rest):
+        # The options see this device's batch (under shard_map, its shard).
+        opts = make_options(
+            num_steps,
+            xs.shape[1 - time_axis],
+            time_axis,
+            residuals,
+            seq_lengths is not None,
+            bptt_clip is not None,
+            precision,
+            unroll,
+        )
         # One type for every input (see ._sharded), then the kernel.
+        args = (params, xs, *rest)
         args = vary(args, varying_axes_of(args))
         return _fused(cell, opts, *args)
 
@@ -131,7 +132,7 @@ def fused_rnn(
         mesh = explicit_mesh(args)
         if mesh is None:
             return run(*args)
-        return per_shard(run, mesh, 1 - opts.time_axis, args)
+        return per_shard(run, mesh, 1 - time_axis, args)
     except TypeError as e:
         if "forward-mode" not in str(e) or "custom_vjp" not in str(e):
             raise

@@ -111,9 +111,7 @@ def forward(
         return (last, seqs), extra
 
     seqs = _seq_buffers(cell, s0, xs, opts, full)
-    (s, seqs), extras = lax.scan(
-        chunk, (s0, seqs), jnp.arange(opts.num_chunks, dtype=jnp.int32)
-    )
+    (s, seqs), extras = lax.scan(chunk, (s0, seqs), jnp.arange(opts.num_chunks, dtype=jnp.int32))
     tail = None
     if opts.tail:
         s, seqs, tail = run(s, seqs, opts.num_chunks * opts.chunk, opts.tail)

@@ -24,7 +24,8 @@ implementation today; another plugs in through ``Options.loops``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -36,11 +37,15 @@ Step = Callable[[Any, Any, Any], tuple[Any, Any]]  # (weights, carry, x_t) -> (c
 class InnerLoops(Protocol):
     """The sequential loops of one chunk (hashable: it is part of the static options)."""
 
-    def forward_chunk(self, step: Step, weights: Any, init: Any, xs: Any, *, unroll: Any) -> tuple[Any, Any]:
+    def forward_chunk(
+        self, step: Step, weights: Any, init: Any, xs: Any, *, unroll: Any
+    ) -> tuple[Any, Any]:
         """Runs ``step`` over ``t = 0 .. C-1``; returns ``(last carry, stacked y_t)``."""
         ...
 
-    def backward_chunk(self, step: Step, weights: Any, init: Any, xs: Any, *, unroll: Any) -> tuple[Any, Any]:
+    def backward_chunk(
+        self, step: Step, weights: Any, init: Any, xs: Any, *, unroll: Any
+    ) -> tuple[Any, Any]:
         """Runs ``step`` over ``t = C-1 .. 0``; returns ``(first carry, stacked y_t)``
         with ``y_t`` at index ``t``."""
         ...
@@ -50,10 +55,14 @@ class InnerLoops(Protocol):
 class XlaLoops:
     """The loops as ``lax.scan`` (see :func:`_scan` for what XLA's CPU backend needs)."""
 
-    def forward_chunk(self, step: Step, weights: Any, init: Any, xs: Any, *, unroll: Any) -> tuple[Any, Any]:
+    def forward_chunk(
+        self, step: Step, weights: Any, init: Any, xs: Any, *, unroll: Any
+    ) -> tuple[Any, Any]:
         return _scan(lambda c, x: step(weights, c, x), init, xs, reverse=False, unroll=unroll)
 
-    def backward_chunk(self, step: Step, weights: Any, init: Any, xs: Any, *, unroll: Any) -> tuple[Any, Any]:
+    def backward_chunk(
+        self, step: Step, weights: Any, init: Any, xs: Any, *, unroll: Any
+    ) -> tuple[Any, Any]:
         return _scan(lambda c, x: step(weights, c, x), init, xs, reverse=True, unroll=unroll)
 
 

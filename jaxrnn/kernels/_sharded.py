@@ -71,6 +71,6 @@ def per_shard(fn: Any, mesh: Any, batch_axis: int, args: tuple) -> Any:
         is_leaf=lambda x: isinstance(x, P) or x is None,
     )
     out_specs = (tmap(lambda _: P(batch), state), seq_spec(xs.ndim))
-    return jax.shard_map(
-        fn, mesh=mesh, in_specs=specs, out_specs=out_specs, axis_names=explicit
-    )(*args)
+    return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=out_specs, axis_names=explicit)(
+        *args
+    )
