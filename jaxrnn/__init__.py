@@ -21,10 +21,10 @@ from .cells import LSTMParams as LSTMParams
 from .cells import LSTMState as LSTMState
 from .cells import SimpleRNN as SimpleRNN
 from .cells import SimpleRNNParams as SimpleRNNParams
-from .rnn import bidirectional_rnn as bidirectional_rnn
-from .rnn import init_stacked as init_stacked
-from .rnn import rnn as rnn
-from .rnn import stacked_rnn as stacked_rnn
+from ._rnn import bidirectional_rnn as bidirectional_rnn
+from ._rnn import init_stacked as init_stacked
+from ._rnn import rnn as rnn
+from ._rnn import stacked_rnn as stacked_rnn
 
 __version__ = "0.1.0"
 

@@ -122,3 +122,35 @@ def positive_scalar(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a scalar, got shape {tuple(value.shape)}")
     if is_concrete(value) and not float(value) > 0:
         raise ValueError(f"{name} must be a positive float, got {float(value)}")
+
+
+def sequence(
+    name: str,
+    xs: Any,
+    *,
+    time_major: bool = False,
+    input_size: int | None = None,
+    dtype: Any = None,
+) -> None:
+    """Checks a sequence of inputs: a floating array ``(*batch, time, features)``
+    (``(time, *batch, features)`` when ``time_major``), with ``input_size``
+    features and the params' ``dtype`` when those are given."""
+    array(name, xs)
+    layout = "(time, *batch, features)" if time_major else "(*batch, time, features)"
+    if xs.ndim < 2:
+        raise ValueError(
+            f"{name} must have shape {layout} with at least 2 dims, got shape "
+            f"{tuple(xs.shape)}"
+        )
+    if not jnp.issubdtype(xs.dtype, jnp.floating):
+        raise TypeError(f"{name} must have a floating dtype, got {xs.dtype}")
+    if input_size is not None and xs.shape[-1] != input_size:
+        raise ValueError(
+            f"{name} must have {input_size} features (the input_size of params.w_ih) "
+            f"on its last axis, got shape {tuple(xs.shape)}"
+        )
+    if dtype is not None and xs.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {xs.dtype} but params have dtype {dtype}; cast one of "
+            "them explicitly (jaxrnn does not cast silently)"
+        )

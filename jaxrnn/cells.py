@@ -52,10 +52,19 @@ __all__ = [
     "LSTMState",
     "accumulation_dtype",
     "block_init",
+    "Params",
+    "State",
+    "PyTree",
 ]
 
 Array = jax.Array
-Initializer = Callable[..., Array]
+Initializer = jax.nn.initializers.Initializer
+#: A pytree: nested tuples, lists, dicts and NamedTuples of arrays.
+PyTree = Any
+#: A cell's parameters: the params NamedTuple its ``init`` returns (:class:`LSTMParams`, ...).
+Params = Any
+#: A cell's state: an array ``(*batch, hidden_size)``, or a NamedTuple of such arrays (:class:`LSTMState`).
+State = Any
 Activation = Union[str, Callable[[Array], Array]]
 
 # The defaults are jaxrnn.initializers' named ones: one shared object each, so
@@ -220,12 +229,12 @@ class Cell(abc.ABC):
     # ---------------------------------------------------------------- layout
 
     @abc.abstractmethod
-    def init_params(self, key: Array, input_size: int, dtype: Any) -> Any:
+    def init_params(self, key: Array, input_size: int, dtype: Any) -> Params:
         """Builds the params NamedTuple; ``init`` calls it with checked
         arguments. A new cell overrides this, ``pointwise`` and the class
         attributes ``params_type`` and ``num_gates``."""
 
-    def init(self, key: Array, input_size: int, dtype: Any = None) -> Any:
+    def init(self, key: Array, input_size: int, dtype: Any = None) -> Params:
         """Initialises the parameters.
 
         Args:
@@ -241,7 +250,7 @@ class Cell(abc.ABC):
         dtype = _checks.float_dtype("dtype", dtype)
         return self.init_params(key, input_size, dtype)
 
-    def initial_state(self, batch_shape: Any = (), dtype: Any = None) -> Any:
+    def initial_state(self, batch_shape: Any = (), dtype: Any = None) -> State:
         """Returns the zero state for ``batch_shape``.
 
         Args:
@@ -256,11 +265,11 @@ class Cell(abc.ABC):
         dtype = _checks.float_dtype("dtype", dtype)
         return jnp.zeros((*batch_shape, self.hidden_size), dtype)
 
-    def state_leaves(self, state: Any) -> dict[str, Array]:
+    def state_leaves(self, state: State) -> dict[str, Array]:
         """The state's arrays by name (used for validation and messages)."""
         return {"h": state}
 
-    def check_params(self, params: Any, name: str = "params") -> int:
+    def check_params(self, params: Params, name: str = "params") -> int:
         """Checks that ``params`` belong to this cell; returns the input size."""
         ptype = self.params_type
         if not isinstance(params, ptype):
@@ -356,31 +365,31 @@ class Cell(abc.ABC):
 
     # ----------------------------------------------------------- computation
 
-    def input_projection(self, params: Any, x: Array, precision: Any = None) -> Array:
+    def input_projection(self, params: Params, x: Array, precision: Any = None) -> Array:
         """``x @ w_ih + b``: shape ``(..., G*H)``; no dependence on the state."""
         return _add_bias(_dot(x, params.w_ih, precision), params.b)
 
-    def recurrent_bias(self, params: Any) -> Array | None:
+    def recurrent_bias(self, params: Params) -> Array | None:
         """A bias added to the recurrent projection, or ``None``."""
         del params
         return None
 
-    def recurrent_projection(self, params: Any, h: Array, precision: Any = None) -> Array:
+    def recurrent_projection(self, params: Params, h: Array, precision: Any = None) -> Array:
         """``h @ w_hh`` plus the recurrent bias: shape ``(..., G*H)``."""
         hz = _dot(h, params.w_hh, precision)
         rb = self.recurrent_bias(params)
         return hz if rb is None else _add_bias(hz, rb)
 
-    def gemm_input(self, state: Any) -> Array:
+    def gemm_input(self, state: State) -> Array:
         """The part of the state the recurrent GEMM reads: ``h`` for every cell."""
         return state
 
-    def output(self, state: Any) -> Array:
+    def output(self, state: State) -> Array:
         """The step's output ``y``: the hidden state ``h``."""
         return state
 
     @abc.abstractmethod
-    def pointwise(self, xz: Array, hz: Array, state: Any) -> Any:
+    def pointwise(self, xz: Array, hz: Array, state: State) -> State:
         """The elementwise part of a step: new state from both projections.
 
         Args:
@@ -400,8 +409,8 @@ class Cell(abc.ABC):
         return self.pointwise(xz, hz, state)
 
     def __call__(
-        self, params: Any, state: Any, x: Array, *, precision: Any = None
-    ) -> tuple[Any, Array]:
+        self, params: Params, state: State, x: Array, *, precision: Any = None
+    ) -> tuple[State, Array]:
         """One step: ``(state, x) -> (new_state, y)``, like a ``lax.scan`` body.
 
         Args:

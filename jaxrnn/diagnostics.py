@@ -43,9 +43,10 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from . import _checks
+from ._layout import BatchLayout
+from ._rnn import IMPLS
 from .cells import Cell, accumulation_dtype
-from .kernels import _engine
-from .rnn import IMPLS
+from .kernels import fused_rnn
 
 __all__ = [
     "JacobianSpectrum",
@@ -69,18 +70,11 @@ def _prepare(cell: Cell, params: Any, xs: Any, state: Any, impl: str, loss_fn: A
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable as loss_fn(final_state, ys), got {_checks.describe(loss_fn)}")
     input_size = cell.check_params(params)
-    _checks.array("xs", xs)
-    if xs.ndim < 2 or xs.shape[-1] != input_size:
-        raise ValueError(
-            f"xs must have shape (*batch, time, {input_size}) (batch-major, the "
-            f"input_size of params), got shape {tuple(xs.shape)}"
-        )
-    if xs.dtype != params.w_ih.dtype:
-        raise TypeError(f"xs has dtype {xs.dtype} but params have dtype {params.w_ih.dtype}")
-    batch_shape = tuple(xs.shape[:-2])
+    _checks.sequence("xs", xs, input_size=input_size, dtype=params.w_ih.dtype)
+    layout = BatchLayout.of(xs)
     if state is None:
-        state = cell.initial_state(batch_shape, accumulation_dtype(xs.dtype))
-    return batch_shape, state
+        state = cell.initial_state(layout.batch_shape, accumulation_dtype(xs.dtype))
+    return layout, state
 
 
 def state_gradients(
@@ -113,33 +107,26 @@ def state_gradients(
       is the total gradient of the loss with respect to the state after step
       ``t`` (0-based: the state after reading ``xs[..., t, :]``).
     """
-    batch_shape, state = _prepare(cell, params, xs, state, impl, loss_fn)
-    T = xs.shape[-2]
-    B = math.prod(batch_shape)
-    flat_xs = xs.reshape(B, T, xs.shape[-1])
-    flat_state = jax.tree_util.tree_map(lambda s: s.reshape(B, cell.hidden_size), state)
+    layout, state = _prepare(cell, params, xs, state, impl, loss_fn)
+    flat_xs = layout.flatten(xs)
+    flat_state = layout.flatten_state(state)
     probe = jax.tree_util.tree_map(
-        lambda s: jnp.zeros((B, T, cell.hidden_size), s.dtype), flat_state
+        lambda s: jnp.zeros((layout.size, layout.num_steps, cell.hidden_size), s.dtype),
+        flat_state,
     )
-
-    def unflat(tree: Any, time_axis: bool) -> Any:
-        extra = (T,) if time_axis else ()
-        return jax.tree_util.tree_map(
-            lambda a: a.reshape(*batch_shape, *extra, cell.hidden_size), tree
-        )
 
     def run(probe: Any) -> Array:
         if impl == "fused":
-            final, ys = _engine.fused_rnn(
+            final, ys = fused_rnn(
                 cell, params, flat_xs, flat_state, None, time_major=False,
                 residuals=residuals, probe=probe,
             )
         else:
             final, ys = _scan_with_probe(cell, params, flat_xs, flat_state, probe)
-        return loss_fn(unflat(final, False), ys.reshape(*batch_shape, T, cell.hidden_size))
+        return loss_fn(layout.restore_state(final), layout.restore(ys))
 
     loss, grads = jax.value_and_grad(run)(probe)
-    return loss, unflat(grads, True)
+    return loss, jax.tree_util.tree_map(layout.restore, grads)
 
 
 def _scan_with_probe(cell: Cell, params: Any, xs: Array, state: Any, probe: Any):
@@ -226,19 +213,15 @@ def jacobian_spectrum(
     Returns:
       A :class:`JacobianSpectrum`.
     """
-    batch_shape, state = _prepare(cell, params, xs, state, "scan", lambda f, y: 0.0)
-    leaf = jax.tree_util.tree_leaves(state)[0]
-    size = sum(np.prod(s.shape[len(batch_shape):]) for s in jax.tree_util.tree_leaves(state))
+    layout, state = _prepare(cell, params, xs, state, "scan", lambda f, y: 0.0)
+    size = sum(
+        np.prod(s.shape[len(layout.batch_shape):]) for s in jax.tree_util.tree_leaves(state)
+    )
     k = _checks.positive_int("num_singular", num_singular)
     if k > size:
         raise ValueError(f"num_singular must be at most the state size {size}, got {k}")
-    del leaf
-    B = math.prod(batch_shape)
-    T = xs.shape[-2]
-    flat_xs = xs.reshape(B, T, xs.shape[-1])
-    flat_state = jax.tree_util.tree_map(lambda s: s.reshape(B, cell.hidden_size), state)
-    logsv = _spectrum(cell, params, flat_xs, flat_state, k)
-    logsv = logsv.reshape(*batch_shape, T, k)
+    logsv = _spectrum(cell, params, layout.flatten(xs), layout.flatten_state(state), k)
+    logsv = layout.restore(logsv)
     return JacobianSpectrum(logsv, growth_rate(logsv[..., 0]))
 
 

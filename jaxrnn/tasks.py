@@ -56,7 +56,7 @@ import numpy as np
 
 from . import _checks
 from .cells import Cell, accumulation_dtype
-from .rnn import rnn
+from ._rnn import rnn
 
 __all__ = [
     "TASKS",

@@ -138,7 +138,7 @@ def test_bad_input_is_named():
     xs = jnp.ones((B, T, I))
     with pytest.raises(ValueError, match="impl must be one of"):
         D.state_gradient_norms(LINEAR, params, xs, last_sum, impl="cudnn")
-    with pytest.raises(ValueError, match=r"xs must have shape \(\*batch, time, 2\)"):
+    with pytest.raises(ValueError, match=r"xs must have 2 features .*got shape \(2, 12, 5\)"):
         D.state_gradient_norms(LINEAR, params, jnp.ones((B, T, 5)), last_sum)
     with pytest.raises(TypeError, match="loss_fn must be callable"):
         D.state_gradient_norms(LINEAR, params, xs, "mse")

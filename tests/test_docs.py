@@ -154,8 +154,8 @@ def test_every_public_name_is_rendered_by_a_block():
 def test_every_public_name_has_a_docstring(griffe_package):
     undocumented = []
     for module_name, name in public_names():
-        # Look each object up where it is defined (``jaxrnn.rnn`` the function
-        # is ``jaxrnn.rnn.rnn``: the name is also the submodule's).
+        # Look each object up where it is defined (``jaxrnn.rnn`` is
+        # ``jaxrnn._rnn.rnn``).
         path = canonical_path(getattr(importlib.import_module(module_name), name))
         if path is None or not (path == "jaxrnn" or path.startswith("jaxrnn.")):
             path = f"{module_name}.{name}"
@@ -167,12 +167,28 @@ def test_every_public_name_has_a_docstring(griffe_package):
     assert not undocumented, f"public names without a docstring: {undocumented}"
 
 
+def test_no_public_name_shadows_a_module():
+    # ``import jaxrnn.x`` must give the module x; a function of the same name
+    # would hide it (optax's pattern: implementation modules are private).
+    clashes = []
+    for module_name, module in public_modules().items():
+        if not hasattr(module, "__path__"):
+            continue
+        for info in pkgutil.iter_modules(module.__path__):
+            attr = getattr(module, info.name, None)
+            if attr is not None and not inspect.ismodule(attr):
+                clashes.append(f"{module_name}.{info.name}")
+    assert not clashes, f"public names that shadow a module of the same name: {clashes}"
+
+
 def test_the_coverage_check_would_notice_a_gap():
-    blocks = {"jaxrnn.cells": None, "jaxrnn": False, "jaxrnn.rnn": ["rnn"]}
+    blocks = {"jaxrnn.cells": None, "jaxrnn": False, "jaxrnn.rnn": None, "jaxrnn.tasks": ["Adding"]}
     assert covered("jaxrnn.cells.LSTM", blocks)
     assert not covered("jaxrnn.LSTM", blocks)
-    assert covered("jaxrnn.rnn.rnn", blocks)
-    assert not covered("jaxrnn.rnn.stacked_rnn", blocks)
+    assert covered("jaxrnn.rnn", blocks)
+    assert not covered("jaxrnn.stacked_rnn", blocks)
+    assert covered("jaxrnn.tasks.Adding", blocks)
+    assert not covered("jaxrnn.tasks.CopyMemory", blocks)
     assert not covered("jaxrnn.training.TrainState", blocks)
     assert canonical_path(jaxrnn.LSTM) == "jaxrnn.cells.LSTM"
 
@@ -232,14 +248,15 @@ def test_rst_blocks_become_markdown(rst):
 
 
 def test_rst_roles_become_optional_cross_references(rst, griffe_package):
-    scope = griffe_package["rnn.bidirectional_rnn"]  # names resolve in its module
+    scope = griffe_package["_rnn.bidirectional_rnn"]  # names resolve in its module
     out = rst._roles(
         "See :func:`rnn`, :class:`~jaxrnn.cells.LSTM`, :func:`jaxrnn.rnn` and ``:func:`x```.",
         scope,
     )
-    # The function jaxrnn.rnn, not the module of the same name.
-    assert '<autoref identifier="jaxrnn.rnn.rnn" optional><code>jaxrnn.rnn</code>' in out
-    assert '<autoref identifier="jaxrnn.rnn.rnn" optional><code>rnn</code></autoref>' in out
+    # Where the name is defined, and where the public surface puts it: the site
+    # registers both for the same rendered function.
+    assert '<autoref identifier="jaxrnn.rnn" optional><code>jaxrnn.rnn</code>' in out
+    assert '<autoref identifier="jaxrnn._rnn.rnn" optional><code>rnn</code></autoref>' in out
     assert (
         '<autoref identifier="jaxrnn.cells.LSTM" optional><code>LSTM</code></autoref>' in out
     )

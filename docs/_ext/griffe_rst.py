@@ -35,7 +35,6 @@ import griffe
 _ROLE = re.compile(
     r":(?:py:)?(?P<role>func|class|mod|meth|attr|data|obj|exc|const|type):`(?P<body>[^`]+)`"
 )
-_OBJECT_ROLES = ("func", "class", "meth")
 # A role, or a code span or fence (left alone): one pass over the text.
 _TOKEN = re.compile(r"(?P<code>```.*?```|``.+?``)|" + _ROLE.pattern, flags=re.DOTALL)
 _TITLED = re.compile(r"^(?P<title>.+?)\s*<(?P<target>[^<>]+)>$")
@@ -173,18 +172,6 @@ def _target_path(obj: griffe.Object, target: str) -> str:
     return f"{path}.{rest}" if rest else path
 
 
-def _not_a_module(obj: griffe.Object, path: str) -> str:
-    """``jaxrnn.rnn`` named as a function is ``jaxrnn.rnn.rnn``, not the module."""
-    try:
-        found = obj.modules_collection.get_member(path)
-    except (KeyError, ValueError, AttributeError):
-        return path
-    name = path.rsplit(".", 1)[-1]
-    if found.is_module and name in found.members:
-        return f"{path}.{name}"
-    return path
-
-
 def _roles(text: str, obj: griffe.Object) -> str:
     def replace(match: re.Match[str]) -> str:
         if match["code"]:  # code spans and fences stay as they are
@@ -196,10 +183,7 @@ def _roles(text: str, obj: griffe.Object) -> str:
         else:
             target = body.lstrip("~")
             title = target.rsplit(".", 1)[-1] if body.startswith("~") else target
-        path = _target_path(obj, target)
-        if match["role"] in _OBJECT_ROLES:
-            path = _not_a_module(obj, path)
-        identifier = html.escape(path, quote=True)
+        identifier = html.escape(_target_path(obj, target), quote=True)
         return f'<autoref identifier="{identifier}" optional><code>{html.escape(title)}</code></autoref>'
 
     return _TOKEN.sub(replace, text)

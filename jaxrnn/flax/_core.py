@@ -9,16 +9,16 @@ the semantics of ``flax.linen.RNN`` (``reverse``/``keep_order``,
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from .. import _checks
+from .._layout import BatchLayout
+from .._rnn import reverse_padded
+from .._rnn import rnn as _rnn
 from ..cells import LSTM, Cell, LSTMState, accumulation_dtype
-from ..rnn import reverse_padded
-from ..rnn import rnn as _rnn
 
 Array = jax.Array
 
@@ -115,14 +115,9 @@ def layer_cells(layer: Any, name: str) -> Any:
 
 def _flip(ys: Array, seq_lengths: Array | None, time_major: bool) -> Array:
     """Reverses each sequence of ``ys`` within its length (padding stays put)."""
-    if time_major:
-        T, batch, H = ys.shape[0], ys.shape[1:-1], ys.shape[-1]
-        flat = ys.reshape(T, math.prod(batch), H)
-    else:
-        T, batch, H = ys.shape[-2], ys.shape[:-2], ys.shape[-1]
-        flat = ys.reshape(math.prod(batch), T, H)
+    layout = BatchLayout.of(ys, time_major)
     lengths = None if seq_lengths is None else jnp.asarray(seq_lengths).reshape(-1).astype(jnp.int32)
-    return reverse_padded(flat, lengths, 0 if time_major else 1).reshape(ys.shape)
+    return layout.restore(reverse_padded(layout.flatten(ys), lengths, layout.time_axis))
 
 
 def run(
@@ -150,9 +145,7 @@ def run(
     (:func:`jaxrnn.cells.accumulation_dtype` of it). ``reverse`` without
     ``keep_order`` returns the outputs in processing order, as Flax does.
     """
-    _checks.array("inputs", inputs)
-    if not jnp.issubdtype(inputs.dtype, jnp.floating):
-        raise TypeError(f"inputs must have a floating dtype, got {inputs.dtype}")
+    _checks.sequence("inputs", inputs, time_major=time_major)
     for name, flag in (("return_carry", return_carry), ("keep_order", keep_order)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {_checks.describe(flag)}")

@@ -89,7 +89,8 @@ def fused_rnn(
     Forward-mode differentiation raises a ``TypeError`` pointing to
     ``impl="scan"``.
 
-    ``probe`` (private, for :mod:`jaxrnn.diagnostics`): ``None``, or zeros
+    ``probe`` (an internal-use keyword: :mod:`jaxrnn.diagnostics` passes it
+    for its state gradients; leave it ``None``): ``None``, or zeros
     shaped like the state with a time axis in the layout of ``xs`` (LSTM:
     ``LSTMState(h, c)`` of ``(B, T, H)`` batch-major). Its value is ignored
     (taken as zero); its cotangent is ``dL/ds_t``, the gradient of the loss

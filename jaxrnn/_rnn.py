@@ -9,8 +9,6 @@ flattened, run, and brought back.
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, Callable, Sequence, Union
 
 import jax
@@ -20,8 +18,9 @@ from jax import lax
 
 from . import _checks
 from ._gradclip import clip_gradient
+from ._layout import BatchLayout
 from ._sharding import vary, varying_axes_of
-from .cells import Cell, accumulation_dtype
+from .cells import Cell, Params, State, accumulation_dtype
 from .kernels import fused_rnn
 
 __all__ = ["rnn", "bidirectional_rnn", "stacked_rnn", "init_stacked"]
@@ -67,28 +66,6 @@ def _check_options(impl: Any, residuals: Any, bptt_clip: Any, unroll: Any) -> No
 def _check_flag(name: str, value: Any) -> None:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {_checks.describe(value)}")
-
-
-def _check_xs(xs: Any, input_size: int, dtype: Any, time_major: bool) -> None:
-    _checks.array("xs", xs)
-    layout = "(time, *batch, features)" if time_major else "(*batch, time, features)"
-    if xs.ndim < 2:
-        raise ValueError(
-            f"xs must have shape {layout} with at least 2 dims, got shape "
-            f"{tuple(xs.shape)}"
-        )
-    if not jnp.issubdtype(xs.dtype, jnp.floating):
-        raise TypeError(f"xs must have a floating dtype, got {xs.dtype}")
-    if xs.shape[-1] != input_size:
-        raise ValueError(
-            f"xs must have {input_size} features (the input_size of params.w_ih) "
-            f"on its last axis, got shape {tuple(xs.shape)}"
-        )
-    if xs.dtype != dtype:
-        raise TypeError(
-            f"xs has dtype {xs.dtype} but params have dtype {dtype}; cast one of "
-            "them explicitly (jaxrnn does not cast silently)"
-        )
 
 
 def _check_state(
@@ -264,9 +241,9 @@ def _scan_impl(
 
 def rnn(
     cell: Cell,
-    params: Any,
+    params: Params,
     xs: Array,
-    state: Any = None,
+    state: State | None = None,
     *,
     seq_lengths: Array | None = None,
     reverse: bool = False,
@@ -276,7 +253,7 @@ def rnn(
     bptt_clip: float | None = None,
     unroll: int | bool = 1,
     precision: Any = None,
-) -> tuple[Any, Array]:
+) -> tuple[State, Array]:
     """Runs ``cell`` over a whole sequence.
 
     Args:
@@ -349,12 +326,10 @@ def rnn(
     _check_flag("time_major", time_major)
     input_size = cell.check_params(params)
     dtype = params.w_ih.dtype
-    _check_xs(xs, input_size, dtype, time_major)
+    _checks.sequence("xs", xs, time_major=time_major, input_size=input_size, dtype=dtype)
 
-    if time_major:
-        num_steps, batch_shape = xs.shape[0], tuple(xs.shape[1:-1])
-    else:
-        num_steps, batch_shape = xs.shape[-2], tuple(xs.shape[:-2])
+    layout = BatchLayout.of(xs, time_major)
+    num_steps, batch_shape = layout.num_steps, layout.batch_shape
     if state is None:
         state = cell.initial_state(batch_shape, accumulation_dtype(dtype))
     else:
@@ -364,14 +339,12 @@ def rnn(
 
     # Flatten the batch dims into one (a free reshape in either layout):
     # xs is (B, T, I), or (T, B, I) when time-major.
-    B = math.prod(batch_shape)
-    time_axis = 0 if time_major else 1
-    flat_shape = (num_steps, B, input_size) if time_major else (B, num_steps, input_size)
-    xs = jnp.asarray(xs).reshape(flat_shape)
-    flat_state = jax.tree_util.tree_map(
-        lambda s: jnp.asarray(s).reshape(B, cell.hidden_size), state
+    time_axis = layout.time_axis
+    xs = layout.flatten(xs)
+    flat_state = layout.flatten_state(state)
+    flat_lengths = (
+        None if seq_lengths is None else _flat_lengths(seq_lengths, layout.size, num_steps)
     )
-    flat_lengths = None if seq_lengths is None else _flat_lengths(seq_lengths, B, num_steps)
     if flat_lengths is not None:
         xs = _zero_padding(xs, flat_lengths, time_axis)
     if reverse:
@@ -396,15 +369,7 @@ def rnn(
         ys = reverse_padded(ys, flat_lengths, time_axis)
     ys = ys.astype(xs.dtype)
 
-    final = jax.tree_util.tree_map(
-        lambda s: s.reshape(*batch_shape, cell.hidden_size), final
-    )
-    out_shape = (
-        (num_steps, *batch_shape, cell.hidden_size)
-        if time_major
-        else (*batch_shape, num_steps, cell.hidden_size)
-    )
-    return final, ys.reshape(out_shape)
+    return layout.restore_state(final), layout.restore(ys)
 
 
 # --------------------------------------------------------------------------
