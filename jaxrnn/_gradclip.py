@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _checks
+from .cells import PyTree
 
 __all__ = ["clip_gradient", "clip_per_example"]
 
@@ -65,7 +66,7 @@ def _clip_gradient_bwd(max_norm: Any, ct: Any) -> tuple[Any, Any]:
 _clip_gradient.defvjp(_clip_gradient_fwd, _clip_gradient_bwd)
 
 
-def clip_gradient(x: Any, max_norm: Any) -> Any:
+def clip_gradient(x: PyTree, max_norm: float | jax.Array) -> PyTree:
     """Identity in the forward pass; clips the cotangent's norm in the backward.
 
     The norm is taken per example over the last axis; when ``x`` is a pytree

@@ -28,6 +28,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import _checks
+from .cells import PyTree
 
 __all__ = ["CheckpointWarning", "Checkpointer", "TrainState", "make_train_step"]
 
@@ -175,11 +176,11 @@ class TrainState(NamedTuple):
     """Everything a training step changes: a pytree, so it jits, shards and saves."""
 
     step: jax.Array  # () int32: steps taken, skipped ones included
-    params: Any
-    opt_state: Any  # optax.ApplyIfFiniteState; the optimizer's own state is .inner_state
+    params: PyTree
+    opt_state: optax.OptState  # optax.ApplyIfFiniteState; the optimizer's own state is .inner_state
 
     @classmethod
-    def create(cls, params: Any, optimizer: optax.GradientTransformation) -> "TrainState":
+    def create(cls, params: PyTree, optimizer: optax.GradientTransformation) -> "TrainState":
         """A state at step 0 for ``params`` and ``optimizer`` (the one given to
         :func:`make_train_step`).
 
@@ -190,7 +191,7 @@ class TrainState(NamedTuple):
 
 
 def make_train_step(
-    loss_fn: Callable[..., Any],
+    loss_fn: Callable[[PyTree, PyTree], Any],
     optimizer: optax.GradientTransformation,
     *,
     mesh: Mesh | None = None,
@@ -239,7 +240,7 @@ def make_train_step(
         raise TypeError(f"loss_fn must be callable, got {_checks.describe(loss_fn)}")
     tx = _guarded(optimizer)
 
-    def step(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, Any]]:
+    def step(state: TrainState, batch: PyTree) -> tuple[TrainState, dict[str, Any]]:
         _check_state(state, tx)  # at trace time: costs the compiled step nothing
         grad_fn = jax.value_and_grad(loss_fn, has_aux=has_aux)
         value, grads = grad_fn(state.params, batch)
@@ -282,7 +283,7 @@ def make_train_step(
              if not local_batch or mesh.devices[i].process_index == jax.process_index()})
     where = "devices of this process on" if local_batch else "devices of"
 
-    def sharded_step(state: TrainState, batch: Any) -> tuple[TrainState, dict[str, Any]]:
+    def sharded_step(state: TrainState, batch: PyTree) -> tuple[TrainState, dict[str, Any]]:
         for path, leaf in jax.tree_util.tree_leaves_with_path(batch):
             shape = tuple(np.shape(leaf))
             if not shape or shape[0] % n:
