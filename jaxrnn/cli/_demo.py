@@ -65,81 +65,74 @@ def demo_runs(cells: Sequence[str], length: int) -> list[DemoRun]:
 SOLVED_MSE = 0.05
 
 
-def run(args: argparse.Namespace) -> int:
+def _train_group(args: argparse.Namespace, key: tuple[str, int, str, int],
+                 members: list[DemoRun]) -> list[dict]:
+    """Trains the runs of one cell, length and optimizer side by side (one
+    compilation) and diagnoses each before and after: one result dict per run."""
     import jax
     import numpy as np
 
-    from .. import _report
     from .. import _runner as R
     from ..tasks import Adding
 
-    args.block = min(args.block, args.steps)
-    out = run_dir(args.out, "demo", "demo")
-    runs = demo_runs(args.cells, args.length)
-    # Runs of one cell and length train side by side (one compilation).
-    groups: dict[tuple[str, int, str, int], list[DemoRun]] = {}
-    for r in runs:
-        groups.setdefault((r.cell, r.length, r.optimizer, r.steps_factor), []).append(r)
-    baseline = Adding().baseline
-    print(
-        f"jaxrnn demo: the adding problem (predicting the mean scores MSE {baseline:.3f}); "
-        f"{len(runs)} models, {args.steps} steps each (irnn: {2 * args.steps}), batch {args.batch}, "
-        f"hidden {args.hidden}, "
-        f"seed {args.seed}; writing {out}",
-        flush=True,
-    )
-    results: list[dict] = []
-    start_all = time.perf_counter()
-    for (cell_name, length, optimizer, factor), members in groups.items():
-        cell = R.CELLS[cell_name](args.hidden)
-        task = Adding(length)
-        steps = args.steps * factor
-        cfg = R.Config(cell=cell, optimizer=optimizer, batch_size=args.batch, block=args.block,
-                       impl=args.impl, decay_steps=steps)
-        diag_inputs, diag_targets = task.sample(jax.random.PRNGKey(10_000 + args.seed), 64)
+    cell_name, length, optimizer, factor = key
+    cell = R.CELLS[cell_name](args.hidden)
+    task = Adding(length)
+    steps = args.steps * factor
+    cfg = R.Config(cell=cell, optimizer=optimizer, batch_size=args.batch, block=args.block,
+                   impl=args.impl, decay_steps=steps)
+    diag_inputs, diag_targets = task.sample(jax.random.PRNGKey(10_000 + args.seed), 64)
+    t_diag = time.perf_counter()
+    params0, _, _ = R.init(cfg, task, [R.Run(args.seed, m.lr, m.clip) for m in members])
+    before = [
+        diagnose(cell, task, args.impl, jax.tree_util.tree_map(lambda x, i=i: x[i], params0),
+                  diag_inputs, diag_targets)
+        for i in range(len(members))
+    ]
+    diag_seconds = time.perf_counter() - t_diag
+    desc = " + ".join(m.label for m in members)
+    with progress(steps, desc, args.progress) as bar:
+        res = R.train(
+            cfg, task, [R.Run(args.seed, m.lr, m.clip) for m in members], steps,
+            test_size=1000, on_block=bar.update,
+        )
+    seconds = res["seconds"]
+    results = []
+    for i, m in enumerate(members):
+        params = jax.tree_util.tree_map(lambda x, i=i: x[i], res["params"])
         t_diag = time.perf_counter()
-        params0, _, _ = R.init(cfg, task, [R.Run(args.seed, m.lr, m.clip) for m in members])
-        before = [
-            diagnose(cell, task, args.impl, jax.tree_util.tree_map(lambda x, i=i: x[i], params0),
-                      diag_inputs, diag_targets)
-            for i in range(len(members))
-        ]
-        diag_seconds = time.perf_counter() - t_diag
-        desc = " + ".join(m.label for m in members)
-        with progress(steps, desc, args.progress) as bar:
-            res = R.train(
-                cfg, task, [R.Run(args.seed, m.lr, m.clip) for m in members], steps,
-                test_size=1000, on_block=bar.update,
-            )
-        seconds = res["seconds"]
-        for i, m in enumerate(members):
-            params = jax.tree_util.tree_map(lambda x, i=i: x[i], res["params"])
-            t_diag = time.perf_counter()
-            after = diagnose(cell, task, args.impl, params, diag_inputs, diag_targets)
-            diag_seconds += time.perf_counter() - t_diag
-            loss = res["test_loss"][i]
-            gn = res["grad_norm"][i]
-            # Diverged: the loss or the gradient overflowed (inf or NaN).
-            nonfinite = np.flatnonzero(~(np.isfinite(res["loss"][i]) & np.isfinite(res["grad_norm"][i])))
-            final = float(loss[-1])
-            results.append({
-                "label": m.label, "cell": m.cell, "length": m.length, "lr": m.lr, "clip": m.clip,
-                "optimizer": m.optimizer, "steps": int(res["loss"].shape[1]),
-                "test_mse": final,
-                "solved": bool(math.isfinite(final) and final <= SOLVED_MSE),
-                "diverged_at_step": int(nonfinite[0]) + 1 if nonfinite.size else None,
-                "max_grad_norm": float(np.max(np.where(np.isfinite(gn), gn, np.inf))),
-                "clipped_share": float(np.mean(res["clipped"][i])),
-                "seconds": seconds / len(members),
-                "eval_step": res["eval_step"], "test_loss": loss,
-                "grad_norm": gn,
-                "gradflow_init": before[i]["gradflow"], "gradflow_trained": after["gradflow"],
-                "spectrum_init": before[i]["spectrum"], "spectrum_trained": after["spectrum"],
-            })
-        for r in results[-len(members):]:
-            r["diagnostics_seconds"] = diag_seconds / len(members)
-    total = time.perf_counter() - start_all
+        after = diagnose(cell, task, args.impl, params, diag_inputs, diag_targets)
+        diag_seconds += time.perf_counter() - t_diag
+        loss = res["test_loss"][i]
+        gn = res["grad_norm"][i]
+        # Diverged: the loss or the gradient overflowed (inf or NaN).
+        nonfinite = np.flatnonzero(~(np.isfinite(res["loss"][i]) & np.isfinite(res["grad_norm"][i])))
+        final = float(loss[-1])
+        results.append({
+            "label": m.label, "cell": m.cell, "length": m.length, "lr": m.lr, "clip": m.clip,
+            "optimizer": m.optimizer, "steps": int(res["loss"].shape[1]),
+            "test_mse": final,
+            "solved": bool(math.isfinite(final) and final <= SOLVED_MSE),
+            "diverged_at_step": int(nonfinite[0]) + 1 if nonfinite.size else None,
+            "max_grad_norm": float(np.max(np.where(np.isfinite(gn), gn, np.inf))),
+            "clipped_share": float(np.mean(res["clipped"][i])),
+            "seconds": seconds / len(members),
+            "eval_step": res["eval_step"], "test_loss": loss,
+            "grad_norm": gn,
+            "gradflow_init": before[i]["gradflow"], "gradflow_trained": after["gradflow"],
+            "spectrum_init": before[i]["spectrum"], "spectrum_trained": after["spectrum"],
+        })
+    for r in results:
+        r["diagnostics_seconds"] = diag_seconds / len(members)
+    return results
 
+
+_HEADER = ["model", "optimizer", "test MSE", "/baseline", f"solved (<={SOLVED_MSE})", "diverged",
+           "max |grad|", "clipped", "Jacobian: init -> trained", "time"]
+
+
+def _rows(results: list[dict], baseline: float) -> list[list[str]]:
+    """The printed table's rows, one per run (header: ``_HEADER``)."""
     rows = []
     for r in results:
         mse = r["test_mse"]
@@ -155,10 +148,37 @@ def run(args: argparse.Namespace) -> int:
             f"{r['spectrum_init']['verdict']} -> {r['spectrum_trained']['verdict']}",
             f"{r['seconds']:.0f}s",
         ])
-    header = ["model", "optimizer", "test MSE", "/baseline", f"solved (<={SOLVED_MSE})", "diverged", "max |grad|",
-              "clipped", "Jacobian: init -> trained", "time"]
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    import jax
+
+    from .. import _report
+    from ..tasks import Adding
+
+    args.block = min(args.block, args.steps)
+    out = run_dir(args.out, "demo", "demo")
+    runs = demo_runs(args.cells, args.length)
+    # Runs of one cell, length and optimizer train side by side (one compilation).
+    groups: dict[tuple[str, int, str, int], list[DemoRun]] = {}
+    for r in runs:
+        groups.setdefault((r.cell, r.length, r.optimizer, r.steps_factor), []).append(r)
+    baseline = Adding().baseline
+    print(
+        f"jaxrnn demo: the adding problem (predicting the mean scores MSE {baseline:.3f}); "
+        f"{len(runs)} models, {args.steps} steps each (irnn: {2 * args.steps}), batch {args.batch}, "
+        f"hidden {args.hidden}, "
+        f"seed {args.seed}; writing {out}",
+        flush=True,
+    )
+    start_all = time.perf_counter()
+    results = [r for key, members in groups.items() for r in _train_group(args, key, members)]
+    total = time.perf_counter() - start_all
+
+    rows = _rows(results, baseline)
     print()
-    print(table(rows, header))
+    print(table(rows, _HEADER))
     train_s = sum(r["seconds"] for r in results)
     diag_s = sum(r["diagnostics_seconds"] for r in results)
     print(f"\nbaseline (predict the mean): MSE {baseline:.3f}; total {total:.0f}s "
@@ -166,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
 
     title = (f"jaxrnn demo: adding problem, batch {args.batch}, H={args.hidden}, "
              f"{args.steps} steps (irnn {2 * args.steps}), seed {args.seed}")
-    summary = table(rows, header) + (
+    summary = table(rows, _HEADER) + (
         f"\nbaseline: predicting the mean scores MSE {baseline:.3f}. Solved: test MSE <= {SOLVED_MSE}. "
         "Jacobian: growth of the largest singular value of dh_t/dh_0 over T steps (panels e, f)."
     )
