@@ -157,6 +157,44 @@ def _read_history(path: Path, done: int) -> tuple[dict[str, list], list[str]]:
 HISTORY_KEYS = ("step", "loss", "grad_norm", "skipped", "eval_step", "eval_loss", "eval_metric")
 
 
+def _restore(ckpt: Any, state: Any) -> Any:
+    """``--resume``: the newest intact checkpoint; a damaged newer one is
+    reported as a one-line warning on stderr, an unusable set as a usage error."""
+    from .. import training
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", training.CheckpointWarning)
+        try:
+            state = ckpt.restore_latest(state)
+        except ValueError as e:
+            raise UsageError(f"jaxrnn train: error: --resume: {e}") from None
+    for w in caught:
+        if issubclass(w.category, training.CheckpointWarning):
+            print(f"jaxrnn train: warning: {w.message}", file=sys.stderr, flush=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return state
+
+
+def _write_metrics(out: Any, config: dict, task: Any, history: dict, seconds: float) -> dict:
+    """Writes ``metrics.json`` (summary and history) and ``metrics.csv``
+    atomically; returns the summary."""
+    summary = {
+        **config, "baseline": task.baseline, "metric": task.metric_name,
+        "final_test_loss": history["eval_loss"][-1] if history["eval_loss"] else None,
+        "final_test_metric": history["eval_metric"][-1] if history["eval_metric"] else None,
+        "skipped_steps": int(sum(history["skipped"])),
+        "seconds_this_session": seconds,
+    }
+    write_atomic(out / "metrics.json", json.dumps(jsonable({"summary": summary, "history": history}), indent=1))
+    rows = io.StringIO()
+    w = csv.writer(rows)
+    w.writerow(["step", "loss", "grad_norm", "skipped"])
+    w.writerows(zip(history["step"], history["loss"], history["grad_norm"], history["skipped"]))
+    write_atomic(out / "metrics.csv", rows.getvalue())
+    return summary
+
+
 def run(args: argparse.Namespace) -> int:
     import jax
 
@@ -184,17 +222,7 @@ def run(args: argparse.Namespace) -> int:
         loss_fn = task.make_loss(cell, **rnn_options)
         state = training.TrainState.create(task.init_params(cell, jax.random.PRNGKey(args.seed)), tx)
         if args.resume:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", training.CheckpointWarning)
-                try:
-                    state = ckpt.restore_latest(state)
-                except ValueError as e:
-                    raise UsageError(f"jaxrnn train: error: --resume: {e}") from None
-            for w in caught:
-                if issubclass(w.category, training.CheckpointWarning):
-                    print(f"jaxrnn train: warning: {w.message}", file=sys.stderr, flush=True)
-                else:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            state = _restore(ckpt, state)
         first = int(state.step)
         write_atomic(config_path, json.dumps(config, indent=1))
         metrics_log = out / "metrics.jsonl"
@@ -235,19 +263,7 @@ def run(args: argparse.Namespace) -> int:
             os.fsync(log.fileno())
     seconds = time.perf_counter() - start
 
-    summary = {
-        **config, "baseline": task.baseline, "metric": task.metric_name,
-        "final_test_loss": history["eval_loss"][-1] if history["eval_loss"] else None,
-        "final_test_metric": history["eval_metric"][-1] if history["eval_metric"] else None,
-        "skipped_steps": int(sum(history["skipped"])),
-        "seconds_this_session": seconds,
-    }
-    write_atomic(out / "metrics.json", json.dumps(jsonable({"summary": summary, "history": history}), indent=1))
-    rows = io.StringIO()
-    w = csv.writer(rows)
-    w.writerow(["step", "loss", "grad_norm", "skipped"])
-    w.writerows(zip(history["step"], history["loss"], history["grad_norm"], history["skipped"]))
-    write_atomic(out / "metrics.csv", rows.getvalue())
+    summary = _write_metrics(out, config, task, history, seconds)
     _report.training_report(
         out / "curves.png", history, task.baseline,
         f"{args.task} T={args.length}, {args.cell} H={args.hidden}, {args.optimizer} lr {args.lr}, "
