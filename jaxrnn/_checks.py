@@ -76,6 +76,20 @@ def is_concrete(x: Any) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def values_in_range(name: str, value: Any, lo: int, hi: int, why: str) -> None:
+    """Checks that every value of ``value`` lies in ``[lo, hi]`` when they are
+    concrete (under ``jit`` they cannot be read, and pass). ``why`` says what
+    the range is, in the message."""
+    if not is_concrete(value) or not np.size(value):
+        return
+    values = np.asarray(value)  # concrete: safe even inside a trace
+    vmin, vmax = int(values.min()), int(values.max())
+    if vmin < lo or vmax > hi:
+        raise ValueError(
+            f"{name} must lie in [{lo}, {hi}] ({why}), got values from {vmin} to {vmax}"
+        )
+
+
 def finite_float(name: str, value: Any) -> float:
     """Checks that ``value`` is a finite real number (an int or float, not a bool)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -68,34 +68,6 @@ def _check_flag(name: str, value: Any) -> None:
         raise TypeError(f"{name} must be a bool, got {_checks.describe(value)}")
 
 
-def _check_state(
-    cell: Cell, state: Any, batch_shape: tuple[int, ...], params_dtype: Any, name: str
-) -> None:
-    dtype = accumulation_dtype(params_dtype)
-    template = cell.initial_state(batch_shape, dtype)
-    if jax.tree_util.tree_structure(state) != jax.tree_util.tree_structure(template):
-        expected = type(template).__name__ if isinstance(template, tuple) else "an array"
-        raise TypeError(
-            f"{name} must be {expected} for {type(cell).__name__}, got "
-            f"{_checks.describe(state)}"
-        )
-    for field, leaf in cell.state_leaves(state).items():
-        label = name if field == "h" and not isinstance(state, tuple) else f"{name}.{field}"
-        _checks.array(label, leaf)
-        want = (*batch_shape, cell.hidden_size)
-        if tuple(leaf.shape) != want:
-            raise ValueError(
-                f"{label} must have shape {want} (the batch shape {batch_shape} of "
-                f"xs, then hidden_size {cell.hidden_size}), got shape "
-                f"{tuple(leaf.shape)}"
-            )
-        if leaf.dtype != dtype:
-            raise TypeError(
-                f"{label} must have dtype {dtype} (the state dtype for "
-                f"{params_dtype} params), got {leaf.dtype}"
-            )
-
-
 def _check_seq_lengths(
     seq_lengths: Any, batch_shape: tuple[int, ...], num_steps: int
 ) -> None:
@@ -109,14 +81,7 @@ def _check_seq_lengths(
             f"seq_lengths must have the batch shape of xs, {batch_shape}, got "
             f"shape {tuple(seq_lengths.shape)}"
         )
-    if _checks.is_concrete(seq_lengths) and seq_lengths.size:
-        values = np.asarray(seq_lengths)  # concrete: safe even inside a trace
-        lo, hi = int(values.min()), int(values.max())
-        if lo < 0 or hi > num_steps:
-            raise ValueError(
-                f"seq_lengths must lie in [0, {num_steps}] (the time length of xs), "
-                f"got values from {lo} to {hi}"
-            )
+    _checks.values_in_range("seq_lengths", seq_lengths, 0, num_steps, "the time length of xs")
 
 
 # --------------------------------------------------------------------------
@@ -333,7 +298,7 @@ def rnn(
     if state is None:
         state = cell.initial_state(batch_shape, accumulation_dtype(dtype))
     else:
-        _check_state(cell, state, batch_shape, dtype, "state")
+        cell.check_state(state, batch_shape, dtype, source="xs")
     if seq_lengths is not None:
         _check_seq_lengths(seq_lengths, batch_shape, num_steps)
 

@@ -306,12 +306,20 @@ class Cell(abc.ABC):
         return {"w_ih": (input_size, G * H), "w_hh": (H, G * H), "b": (G * H,)}
 
     def check_state(
-        self, state: Any, batch_shape: tuple[int, ...], params_dtype: Any, name: str = "state"
+        self,
+        state: Any,
+        batch_shape: tuple[int, ...],
+        params_dtype: Any,
+        name: str = "state",
+        *,
+        source: str = "the input",
     ) -> None:
         """Checks that ``state`` is this cell's state for ``batch_shape`` and
         params of ``params_dtype``: the structure of :meth:`initial_state`,
         leaves ``(*batch_shape, H)`` in :func:`accumulation_dtype`. Shapes,
-        dtypes and structure only, so it costs nothing under ``jit``."""
+        dtypes and structure only, so it costs nothing under ``jit``.
+        ``name`` and ``source`` (what ``batch_shape`` was read from) are for
+        the error messages."""
         dtype = accumulation_dtype(params_dtype)
         template = _state_template(self, tuple(batch_shape), dtype)
         if jax.tree_util.tree_structure(state) != jax.tree_util.tree_structure(template):
@@ -327,7 +335,7 @@ class Cell(abc.ABC):
             if tuple(leaf.shape) != want:
                 raise ValueError(
                     f"{label} must have shape {want} (the batch shape {tuple(batch_shape)} "
-                    f"of the input, then hidden_size {self.hidden_size}), got shape "
+                    f"of {source}, then hidden_size {self.hidden_size}), got shape "
                     f"{tuple(leaf.shape)}"
                 )
             if leaf.dtype != dtype:
@@ -361,7 +369,7 @@ class Cell(abc.ABC):
                 f"x has dtype {x.dtype} but params have dtype {dtype}; cast one of "
                 "them explicitly (jaxrnn does not cast silently)"
             )
-        self.check_state(state, tuple(x.shape[:-1]), dtype)
+        self.check_state(state, tuple(x.shape[:-1]), dtype, source="x")
 
     # ----------------------------------------------------------- computation
 

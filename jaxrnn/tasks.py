@@ -137,14 +137,10 @@ def adding(
             )
         if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
             raise TypeError(f"seq_lengths must be integers, got dtype {seq_lengths.dtype}")
-        if _checks.is_concrete(raw) and _checks.is_concrete(seq_lengths):
-            values = np.asarray(raw)  # concrete: safe even inside a trace
-            lo, hi = int(values.min()), int(values.max())
-            if lo < 2 or hi > length:
-                raise ValueError(
-                    f"seq_lengths must lie in [2, {length}] (two markers, one in each "
-                    f"half, within length={length}), got values from {lo} to {hi}"
-                )
+        _checks.values_in_range(
+            "seq_lengths", raw, 2, length,
+            f"two markers, one in each half, within length={length}",
+        )
         end = jnp.clip(seq_lengths, 2, length)[:, None]
     k_val, k_first, k_second = jax.random.split(key, 3)
     values = jax.random.uniform(k_val, (batch_size, length), jnp.float32)

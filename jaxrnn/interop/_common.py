@@ -7,7 +7,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from .. import _checks
-from ..cells import Cell
+from ..cells import GRU, IRNN, LSTM, Cell, SimpleRNN
 
 
 def check_state_arrays(cell: Cell, arrays: dict[str, Any]) -> None:
@@ -33,3 +33,18 @@ def check_state_arrays(cell: Cell, arrays: dict[str, Any]) -> None:
     for label, shape in rest:
         if shape != want:
             raise ValueError(f"{first} and {label} must have one shape, got {want} and {shape}")
+
+
+def check_named_cell(cell: Any, gru: str, framework: str) -> None:
+    """Checks that ``cell`` is one of the four cells the frameworks have, and
+    not the ``reset_after=False`` GRU, which ``framework``'s ``gru`` is not."""
+    if not isinstance(cell, (SimpleRNN, IRNN, LSTM, GRU)):
+        raise TypeError(
+            "cell must be a jaxrnn SimpleRNN, IRNN, LSTM or GRU, got "
+            f"{_checks.describe(cell)}"
+        )
+    if isinstance(cell, GRU) and not cell.reset_after:
+        raise ValueError(
+            f"{gru} is the reset_after=True GRU; GRU(reset_after=False) "
+            f"has no {framework} counterpart"
+        )

@@ -32,7 +32,6 @@ import jax.numpy as jnp
 
 from .. import _checks
 from ..cells import (
-    GRU,
     IRNN,
     LSTM,
     Cell,
@@ -42,7 +41,7 @@ from ..cells import (
     SimpleRNN,
     SimpleRNNParams,
 )
-from ._common import check_state_arrays
+from ._common import check_named_cell, check_state_arrays
 
 if TYPE_CHECKING:
     import flax.linen as nn
@@ -60,16 +59,7 @@ _GRU_GATES = ("r", "z", "n")
 
 
 def _check_cell(cell: Any) -> None:
-    if not isinstance(cell, (SimpleRNN, IRNN, LSTM, GRU)):
-        raise TypeError(
-            "cell must be a jaxrnn SimpleRNN, IRNN, LSTM or GRU, got "
-            f"{_checks.describe(cell)}"
-        )
-    if isinstance(cell, GRU) and not cell.reset_after:
-        raise ValueError(
-            "Flax's GRUCell is the reset_after=True GRU; GRU(reset_after=False) "
-            "has no Flax counterpart"
-        )
+    check_named_cell(cell, "Flax's GRUCell", "Flax")
 
 
 def flax_cell(cell: Cell, dtype: Any = None, param_dtype: Any = None) -> nn.RNNCellBase:

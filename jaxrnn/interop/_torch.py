@@ -33,7 +33,7 @@ from ..cells import (
     LSTMState,
     SimpleRNN,
 )
-from ._common import check_state_arrays
+from ._common import check_named_cell, check_state_arrays
 
 __all__ = [
     "from_torch",
@@ -48,16 +48,7 @@ _TORCH_KEY = re.compile(r"^(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?$")
 
 
 def _check_torch_cell(cell: Any) -> None:
-    if not isinstance(cell, (SimpleRNN, IRNN, LSTM, GRU)):
-        raise TypeError(
-            "cell must be a jaxrnn SimpleRNN, IRNN, LSTM or GRU, got "
-            f"{_checks.describe(cell)}"
-        )
-    if isinstance(cell, GRU) and not cell.reset_after:
-        raise ValueError(
-            "PyTorch's nn.GRU is the reset_after=True GRU; GRU(reset_after=False) "
-            "has no PyTorch counterpart"
-        )
+    check_named_cell(cell, "PyTorch's nn.GRU", "PyTorch")
     if isinstance(cell, SimpleRNN) and cell.activation not in ("tanh", "relu"):
         raise ValueError(
             "PyTorch's nn.RNN has nonlinearity 'tanh' or 'relu'; "
