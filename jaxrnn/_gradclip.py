@@ -22,8 +22,13 @@ __all__ = ["clip_gradient", "clip_per_example"]
 
 
 def _per_example_sq_norm(tree: Any) -> jax.Array:
-    """Squared L2 norm over the last axis of every leaf, summed over leaves: shape = leading dims."""
-    sq = [jnp.sum(jnp.square(leaf), axis=-1) for leaf in jax.tree_util.tree_leaves(tree)]
+    """Squared L2 norm over the last axis of every leaf, summed over leaves:
+    shape ``(*leading dims, 1)`` (kept 2-D for a Pallas kernel, where the
+    fused engine applies it per step)."""
+    sq = [
+        jnp.sum(jnp.square(leaf), axis=-1, keepdims=True)
+        for leaf in jax.tree_util.tree_leaves(tree)
+    ]
     return functools.reduce(jnp.add, sq)
 
 
@@ -56,7 +61,7 @@ def clip_per_example(ct: Any, max_norm: Any) -> Any:
     clip = sq > jnp.square(limit)
     scale = jnp.where(clip, limit / jnp.sqrt(jnp.where(clip, sq, 1)), 1).astype(sq.dtype)
     scale = jnp.where(limit > 0, scale, jnp.nan).astype(sq.dtype)
-    return jax.tree_util.tree_map(lambda g: g * scale[..., None].astype(g.dtype), ct)
+    return jax.tree_util.tree_map(lambda g: g * scale.astype(g.dtype), ct)
 
 
 def _clip_gradient_bwd(max_norm: Any, ct: Any) -> tuple[Any, Any]:

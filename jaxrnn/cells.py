@@ -409,6 +409,23 @@ class Cell(abc.ABC):
           The new state, with the structure and shapes of ``state``.
         """
 
+    def pointwise_blocks(
+        self, xz: tuple[Array, ...], hz: tuple[Array, ...], state: State
+    ) -> State:
+        """:meth:`pointwise` on the projections as ``G`` gate blocks.
+
+        ``xz`` and ``hz`` are tuples of ``num_gates`` arrays ``(*batch, H)``
+        (gate ``k`` is columns ``k·H .. (k+1)·H`` of the projection). The
+        Pallas kernels (``jr.rnn(..., impl="pallas")``) call this instead of
+        ``pointwise``: a Triton kernel can neither slice nor concatenate a
+        value. The default joins the blocks and calls :meth:`pointwise`,
+        which is exact everywhere and lowers for TPU; a cell with more than
+        one gate overrides it, as the built-in cells do, to run on GPUs.
+        """
+        if len(xz) == 1:
+            return self.pointwise(xz[0], hz[0], state)
+        return self.pointwise(jnp.concatenate(xz, axis=-1), jnp.concatenate(hz, axis=-1), state)
+
     def step_from_projection(
         self, params: Any, xz: Array, state: Any, precision: Any = None
     ) -> Any:
@@ -472,6 +489,9 @@ class _ElmanPointwise:
     def pointwise(self, xz: Array, hz: Array, state: Any) -> Array:
         del state
         return self.activation_fn(xz + hz)
+
+    def pointwise_blocks(self, xz: tuple, hz: tuple, state: Any) -> Array:
+        return self.pointwise(xz[0], hz[0], state)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -645,10 +665,10 @@ class LSTM(Cell):
         return state.h
 
     def pointwise(self, xz: Array, hz: Array, state: LSTMState) -> LSTMState:
-        i, f, g, o = jnp.split(xz + hz, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * state.c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
-        return LSTMState(h=h, c=c)
+        return _lstm_update(*jnp.split(xz + hz, 4, axis=-1), state.c)
+
+    def pointwise_blocks(self, xz: tuple, hz: tuple, state: LSTMState) -> LSTMState:
+        return _lstm_update(*(a + b for a, b in zip(xz, hz)), state.c)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -729,12 +749,12 @@ class GRU(Cell):
                 "GRU(reset_after=False) has no elementwise step: its candidate "
                 "needs (r * h) @ W_hn, a second GEMM; use step_from_projection"
             )
-        xr, xzg, xn = jnp.split(xz, 3, axis=-1)
-        hr, hzg, hn = jnp.split(hz, 3, axis=-1)
-        r = jax.nn.sigmoid(xr + hr)
-        z = jax.nn.sigmoid(xzg + hzg)
-        n = jnp.tanh(xn + r * hn)
-        return (1.0 - z) * n + z * state
+        return _gru_update(jnp.split(xz, 3, axis=-1), jnp.split(hz, 3, axis=-1), state)
+
+    def pointwise_blocks(self, xz: tuple, hz: tuple, state: Array) -> Array:
+        if not self.reset_after:
+            return super().pointwise_blocks(xz, hz, state)  # raises, as pointwise does
+        return _gru_update(xz, hz, state)
 
     def step_from_projection(
         self, params: GRUParams, xz: Array, state: Array, precision: Any = None
@@ -749,6 +769,21 @@ class GRU(Cell):
         hn = _dot(r * state, params.w_hh[:, 2 * H :], precision)
         n = jnp.tanh(xn + _add_bias(hn, params.b_hn))
         return (1.0 - z) * n + z * state
+
+
+def _lstm_update(i: Array, f: Array, g: Array, o: Array, c: Array) -> LSTMState:
+    """The LSTM's elementwise update from its four gate pre-activations."""
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    return LSTMState(h=jax.nn.sigmoid(o) * jnp.tanh(c), c=c)
+
+
+def _gru_update(xz: Any, hz: Any, h: Array) -> Array:
+    """The GRU's (reset_after) elementwise update from its ``(r, z, n)`` blocks."""
+    (xr, xzg, xn), (hr, hzg, hn) = xz, hz
+    r = jax.nn.sigmoid(xr + hr)
+    z = jax.nn.sigmoid(xzg + hzg)
+    n = jnp.tanh(xn + r * hn)
+    return (1.0 - z) * n + z * h
 
 
 #: The named cells of the command line (``jaxrnn train --cell``), the

@@ -27,6 +27,7 @@ from jax import lax
 
 from .._gradclip import clip_per_example
 from ..cells import Cell, accumulation_dtype
+from . import _gates as gates
 from ._chunks import (
     Options,
     acc_add,
@@ -63,9 +64,9 @@ class Residuals(NamedTuple):
 class Weights(NamedTuple):
     """The arrays every reverse step reads (the loops' ``weights``)."""
 
-    params: Any
-    w_hh_t: Array  # W_hhᵀ, materialised once per backward pass (see transposed)
-    clip: Array | None
+    params: Any  # None in gate blocks (only a whole-step cell reads them)
+    w_hh_t: Any  # W_hhᵀ, materialised once per backward pass (see transposed), or G blocks
+    clip: Array | None  # (1, 1)
 
 
 class Chunk(NamedTuple):
@@ -73,7 +74,7 @@ class Chunk(NamedTuple):
 
     x: Array  # inputs (C, B, I)
     dy: Array  # output cotangents (C, B, H)
-    valid: Array  # (C, B)
+    valid: Array  # (C, B, 1)
     entry: Any  # the state entering the chunk
     states: Any  # the state after each step (C, B, ...)
     gates: tuple[Array | None, Array | None] | None  # kept by "gates", or None
@@ -140,6 +141,27 @@ def _whole_step_core(cell: Cell, opts: Options, w: Weights, total: Any, x: StepI
     return ds_prev, dp_t, dxz, None
 
 
+def _additive_blocks(cell: Cell, opts: Options, w: Weights, total: Any, x: StepInputs) -> tuple:
+    zeros = tuple(jnp.zeros_like(a) for a in x.hz)
+    _, vjp = jax.vjp(lambda a, s: cell.pointwise_blocks(a, zeros, s), x.hz, x.prev)
+    dhz, ds_prev = vjp(total)
+    return _through_blocks(cell, opts, w, x.prev, dhz, ds_prev), None, None, dhz
+
+
+def _elementwise_blocks(cell: Cell, opts: Options, w: Weights, total: Any, x: StepInputs) -> tuple:
+    _, vjp = jax.vjp(cell.pointwise_blocks, x.xz, x.hz, x.prev)
+    dxz, dhz, ds_prev = vjp(total)
+    return _through_blocks(cell, opts, w, x.prev, dhz, ds_prev), None, dxz, dhz
+
+
+def _through_blocks(
+    cell: Cell, opts: Options, w: Weights, prev: Any, dhz: tuple, ds_prev: Any
+) -> Any:
+    """:func:`_through_gemm` on gate blocks (``w.w_hh_t`` holds ``G`` blocks)."""
+    dh = gates.through_gemm(w.w_hh_t, dhz, opts.precision)
+    return tree_add(ds_prev, _inject(cell.gemm_input, prev, dh))
+
+
 def _is_additive(cell: Cell) -> bool:
     return cell.elementwise and cell.additive
 
@@ -150,6 +172,8 @@ def backward_step(cell: Cell, opts: Options, probed: bool) -> Any:
     with the core for the kind of cell chosen here, once."""
     if not cell.elementwise:
         core = _whole_step_core
+    elif opts.loops.gate_blocks:
+        core = _additive_blocks if cell.additive else _elementwise_blocks
     elif cell.additive:
         core = _additive_core
     else:
@@ -198,6 +222,9 @@ def _step_inputs(
         # exactly that), and dxz = dhz: one buffer for both gradients.
         hz = hz if xz is None else xz + hz
         xz = None
+    if opts.loops.gate_blocks:
+        xz = None if xz is None else gates.split(xz, cell.num_gates)
+        hz = gates.split(hz, cell.num_gates)
     return StepInputs(xz, hz, prev, chunk.dy, chunk.valid)
 
 
@@ -226,6 +253,8 @@ def backward_chunk(
         _step_inputs(cell, params, opts, chunk, prev, h_prev),
         unroll=opts.unroll,
     )
+    if opts.loops.gate_blocks:
+        dxz, dhz = gates.join(dxz), gates.join(dhz)
     if _is_additive(cell):
         dxz = dhz
     dp = zeros_acc(params) if dp is None else dp
@@ -334,7 +363,13 @@ def backward(
     B = xs.shape[1 - opts.time_axis]
     extras, tail_extra = res.extras
     probed = res.probe is not None
-    w = Weights(params, transposed(params.w_hh), res.clip)
+    # The clip threshold as (1, 1): it meets (B, 1) per-example norms, and
+    # a Pallas kernel holds no 0-d arrays.
+    clip = None if res.clip is None else res.clip.reshape(1, 1)
+    if opts.loops.gate_blocks:
+        w = Weights(None, gates.backward_weights(cell, params), clip)
+    else:
+        w = Weights(params, transposed(params.w_hh), clip)
 
     def run(ds, dp, dxs, dpr, start, size, extra):
         valid = validity(res.lengths, start, size, B)

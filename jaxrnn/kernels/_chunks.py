@@ -127,11 +127,13 @@ def state_at(seqs: Any, s0: Any, t: Any, opts: Options) -> Any:
 
 
 def validity(lengths: Array | None, start: Any, size: int, batch: int) -> Array:
-    """``(size, B)`` booleans: whether step ``start + i`` is within each length."""
-    t = start + jnp.arange(size, dtype=jnp.int32)[:, None]
+    """``(size, B, 1)`` booleans: whether step ``start + i`` is within each
+    length (a trailing unit axis, so that a step's ``(B, 1)`` slice
+    broadcasts against ``(B, H)`` states, also inside a Pallas kernel)."""
+    t = start + jnp.arange(size, dtype=jnp.int32)[:, None, None]
     if lengths is None:
-        return jnp.ones((size, batch), bool)
-    return t < lengths[None, :]
+        return jnp.ones((size, batch, 1), bool)
+    return t < lengths[None, :, None]
 
 
 # --------------------------------------------------------------------------
@@ -143,8 +145,8 @@ def tree_add(a: Any, b: Any) -> Any:
 
 
 def select(valid: Array, a: Any, b: Any) -> Any:
-    """``where(valid, a, b)`` leaf by leaf; ``valid`` is ``(B,)``."""
-    return tmap(lambda x, y: jnp.where(valid[:, None], x, y), a, b)
+    """``where(valid, a, b)`` leaf by leaf; ``valid`` is ``(B, 1)``."""
+    return tmap(lambda x, y: jnp.where(valid, x, y), a, b)
 
 
 def zeros_acc(params: Any) -> Any:

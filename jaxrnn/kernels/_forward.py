@@ -25,6 +25,7 @@ from jax import lax
 
 from .._sharding import vary, varying_axes
 from ..cells import Cell
+from . import _gates as gates
 from ._chunks import Options, flat_projection, put, select, take, tmap, validity
 
 Array = jax.Array
@@ -33,8 +34,8 @@ Array = jax.Array
 class StepInputs(NamedTuple):
     """What the forward loop reads per step, time-major ``(C, B, ...)``."""
 
-    xz: Array  # the input projection x_t W_ih + b, (C, B, G·H)
-    valid: Array  # whether the step is within each length, (C, B)
+    xz: Any  # the input projection x_t W_ih + b, (C, B, G·H) (or its G blocks, see ._gates)
+    valid: Array  # whether the step is within each length, (C, B, 1)
 
 
 def forward_step(cell: Cell, opts: Options) -> Any:
@@ -49,10 +50,21 @@ def forward_step(cell: Cell, opts: Options) -> Any:
         kept = (x.xz + hz if cell.additive else hz) if keep else None
         return cell.pointwise(x.xz, hz, s), kept
 
+    def in_blocks(w, s, x):
+        # The same step on gate blocks (see ._gates): w is ForwardWeights.
+        hz = gates.recurrent(w, cell.gemm_input(s), opts.precision)
+        kept = None
+        if keep:
+            kept = tuple(a + b for a, b in zip(x.xz, hz)) if cell.additive else hz
+        return cell.pointwise_blocks(x.xz, hz, s), kept
+
     def whole_step(params, s, x):
         return cell.step_from_projection(params, x.xz, s, opts.precision), None
 
-    core = elementwise if cell.elementwise else whole_step
+    if opts.loops.gate_blocks:
+        core = in_blocks
+    else:
+        core = elementwise if cell.elementwise else whole_step
 
     def step(params, s, x):
         new, kept = core(params, s, x)
@@ -70,9 +82,15 @@ def forward_chunk(
     ``(states (C, B, ...), xz (C, B, G·H), hz (C, B, G·H) or None)``; with
     ``"gates"`` and an additive cell, ``(states, None, xz + hz)``."""
     xz_c = flat_projection(lambda x: cell.input_projection(params, x, opts.precision), x_c)
+    if opts.loops.gate_blocks:
+        weights, xz_in = gates.forward_weights(cell, params), gates.split(xz_c, cell.num_gates)
+    else:
+        weights, xz_in = params, xz_c
     last, (states, hz_c) = opts.loops.forward_chunk(
-        forward_step(cell, opts), params, s0, StepInputs(xz_c, valid_c), unroll=opts.unroll
+        forward_step(cell, opts), weights, s0, StepInputs(xz_in, valid_c), unroll=opts.unroll
     )
+    if opts.loops.gate_blocks:
+        hz_c = gates.join(hz_c)
     if hz_c is not None and cell.additive:
         return last, (states, None, hz_c)  # hz_c holds xz + hz
     return last, (states, xz_c, hz_c)
@@ -132,5 +150,5 @@ def _seq_buffers(cell: Cell, s0: Any, xs: Array, opts: Options, full: bool) -> A
 
 
 def _zero_past_lengths(valid: Array, states: Any) -> Any:
-    """Zeroes each example's states past its length: ``valid (C, B)``."""
-    return tmap(lambda q: jnp.where(valid[..., None], q, jnp.zeros_like(q)), states)
+    """Zeroes each example's states past its length: ``valid (C, B, 1)``."""
+    return tmap(lambda q: jnp.where(valid, q, jnp.zeros_like(q)), states)

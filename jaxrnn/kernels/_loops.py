@@ -37,6 +37,10 @@ Step = Callable[[Any, Any, Any], tuple[Any, Any]]  # (weights, carry, x_t) -> (c
 class InnerLoops(Protocol):
     """The sequential loops of one chunk (hashable: it is part of the static options)."""
 
+    #: whether the steps take the projections as gate blocks (see ``._gates``):
+    #: ``xz``/``hz`` as tuples of ``G`` arrays ``(C, B, H)``, ``W_hh`` in blocks
+    gate_blocks: bool
+
     def forward_chunk(
         self, step: Step, weights: Any, init: Any, xs: Any, *, unroll: Any
     ) -> tuple[Any, Any]:
@@ -54,6 +58,8 @@ class InnerLoops(Protocol):
 @dataclasses.dataclass(frozen=True)
 class XlaLoops:
     """The loops as ``lax.scan`` (see :func:`_scan` for what XLA's CPU backend needs)."""
+
+    gate_blocks = False
 
     def forward_chunk(
         self, step: Step, weights: Any, init: Any, xs: Any, *, unroll: Any
