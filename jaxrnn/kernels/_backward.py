@@ -229,7 +229,7 @@ def _step_inputs(
 
 
 def backward_chunk(
-    cell: Cell, opts: Options, w: Weights, ds: Any, chunk: Chunk, probed: bool
+    cell: Cell, opts: Options, params: Any, w: Weights, ds: Any, chunk: Chunk, probed: bool
 ) -> tuple[Any, Any, Array, Any]:
     """The reverse loop of one chunk, then its batched weight gradients.
 
@@ -241,7 +241,6 @@ def backward_chunk(
       cotangent of the state after each step, ``dL/ds_t`` (only when
       ``probed``, else ``None``).
     """
-    params = w.params
     prev = tmap(lambda e, s: jnp.concatenate([e[None], s[:-1]]), chunk.entry, chunk.states)
     h_prev = cell.gemm_input(prev)  # (C, B, H)
     # Only a whole-step cell accumulates parameter gradients per step.
@@ -382,7 +381,7 @@ def backward(
             states = tmap(lambda q: take(q, start, size, opts), res.seqs)
         gates = extra if opts.residuals == "gates" else None
         chunk = Chunk(x_c, take(d_ys, start, size, opts), valid, entry, states, gates)
-        ds, dp_c, dx_c, dst_c = backward_chunk(cell, opts, w, ds, chunk, probed)
+        ds, dp_c, dx_c, dst_c = backward_chunk(cell, opts, params, w, ds, chunk, probed)
         if probed:
             dpr = tmap(lambda q, part: put(q, part, start, opts), dpr, dst_c)
         return ds, tree_add(dp, dp_c), put(dxs, dx_c, start, opts), dpr

@@ -86,6 +86,7 @@ def make_options(
     clipped: bool,
     precision: Any,
     unroll: Any,
+    loops: InnerLoops = XLA,
 ) -> Options:
     if isinstance(residuals, str):
         chunk, policy = default_chunk(num_steps, batch_size), residuals
@@ -100,6 +101,7 @@ def make_options(
         clipped=clipped,
         precision=precision,
         unroll=unroll,
+        loops=loops,
     )
 
 

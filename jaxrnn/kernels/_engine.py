@@ -34,6 +34,7 @@ from ..cells import Cell, accumulation_dtype
 from ._backward import Residuals, backward
 from ._chunks import make_options
 from ._forward import forward
+from ._loops import XLA, InnerLoops
 from ._sharded import explicit_mesh, per_shard
 
 Array = jax.Array
@@ -81,6 +82,7 @@ def fused_rnn(
     precision: Any = None,
     unroll: Any = 1,
     probe: Any = None,
+    loops: InnerLoops = XLA,
 ) -> tuple[Any, Array]:
     """The fused kernel on ``xs (T, B, I)`` (time-major) or ``(B, T, I)``.
 
@@ -88,6 +90,9 @@ def fused_rnn(
     job; this runs forward in time, each example over its valid steps.
     Forward-mode differentiation raises a ``TypeError`` pointing to
     ``impl="scan"``.
+
+    ``loops``: the seam's inner loops (``._loops.XLA``, or
+    ``._pallas.PALLAS`` for ``impl="pallas"``).
 
     ``probe`` (an internal-use keyword: :mod:`jaxrnn.diagnostics` passes it
     for its state gradients; leave it ``None``): ``None``, or zeros
@@ -122,6 +127,7 @@ def fused_rnn(
             bptt_clip is not None,
             precision,
             unroll,
+            loops,
         )
         # One type for every input (see ._sharded), then the kernel.
         args = (params, xs, *rest)
