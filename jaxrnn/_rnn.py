@@ -21,14 +21,14 @@ from ._gradclip import clip_gradient
 from ._layout import BatchLayout
 from ._sharding import vary, varying_axes_of
 from .cells import Cell, Params, State, accumulation_dtype
-from .kernels import fused_rnn
+from .kernels._engine import run_impl
 
 __all__ = ["rnn", "bidirectional_rnn", "stacked_rnn", "init_stacked"]
 
 Array = jax.Array
 Layer = Union[Cell, Sequence[Cell]]
 
-IMPLS = ("fused", "scan")
+IMPLS = ("auto", "fused", "pallas", "scan")
 RESIDUAL_POLICIES = ("gates", "states")
 _MERGES: dict[str, Callable[[Array, Array], Array]] = {
     "concat": lambda a, b: jnp.concatenate([a, b], axis=-1),
@@ -213,7 +213,7 @@ def rnn(
     seq_lengths: Array | None = None,
     reverse: bool = False,
     time_major: bool = False,
-    impl: str = "fused",
+    impl: str = "auto",
     residuals: str | int = "states",
     bptt_clip: float | None = None,
     unroll: int | bool = 1,
@@ -243,8 +243,15 @@ def rnn(
         (padding stays at the end); outputs stay in their original positions,
         as in the backward layer of a bidirectional RNN.
       time_major: whether time is the leading axis of ``xs`` and the outputs.
-      impl: ``"fused"`` (the fused recurrence engine) or ``"scan"`` (the
-        reference: ``lax.scan`` over ``cell(...)``, differentiated by JAX).
+      impl: ``"auto"`` (the default: the fused engine, with the Pallas
+        kernels on the platforms where they were measured faster, today
+        none; see :data:`jaxrnn.kernels.PALLAS_BY_DEFAULT`), ``"fused"``
+        (the fused recurrence engine, its loops in XLA), ``"pallas"`` (the
+        fused engine with each chunk's recurrence in one Pallas kernel:
+        Triton on GPU, Mosaic on TPU, the Pallas interpreter on CPU, chosen
+        when the function is lowered; a cell or shape the kernel cannot
+        take raises a ``ValueError``) or ``"scan"`` (the reference:
+        ``lax.scan`` over ``cell(...)``, differentiated by JAX).
       residuals: what the fused forward keeps for its backward pass:
         ``"gates"``, ``"states"`` or an int ``K`` (keep every K-th state).
         The scan reference ignores it.
@@ -270,7 +277,7 @@ def rnn(
     the state (``state`` and the final state) is float32; ``ys`` are rounded
     to the dtype of ``xs`` so that layers chain.
 
-    ``impl="fused"`` has a hand-written reverse-mode derivative
+    ``impl="fused"`` (and ``"pallas"``, ``"auto"``) has a hand-written reverse-mode derivative
     (``jax.custom_vjp``): ``jax.grad``, ``jax.vjp`` and ``jax.jacrev`` work,
     forward mode (``jax.jvp``, ``jax.jacfwd``) does not; use ``impl="scan"``
     there.
@@ -323,8 +330,8 @@ def rnn(
         )
         ys = jnp.moveaxis(ys, 0, time_axis)
     else:
-        final, ys = fused_rnn(
-            cell, params, xs, flat_state, flat_lengths, time_major=time_major,
+        final, ys = run_impl(
+            impl, cell, params, xs, flat_state, flat_lengths, time_major=time_major,
             residuals=residuals, bptt_clip=bptt_clip, precision=precision,
             unroll=unroll,
         )
@@ -358,7 +365,7 @@ def bidirectional_rnn(
     seq_lengths: Array | None = None,
     time_major: bool = False,
     merge: str | Callable[[Array, Array], Array] = "concat",
-    impl: str = "fused",
+    impl: str = "auto",
     residuals: str | int = "states",
     bptt_clip: float | None = None,
     unroll: int | bool = 1,
@@ -486,7 +493,7 @@ def stacked_rnn(
     *,
     seq_lengths: Array | None = None,
     time_major: bool = False,
-    impl: str = "fused",
+    impl: str = "auto",
     residuals: str | int = "states",
     bptt_clip: float | None = None,
     unroll: int | bool = 1,

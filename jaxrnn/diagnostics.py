@@ -46,7 +46,7 @@ from . import _checks
 from ._layout import BatchLayout
 from ._rnn import IMPLS
 from .cells import Cell, accumulation_dtype
-from .kernels import fused_rnn
+from .kernels._engine import run_impl
 
 __all__ = [
     "JacobianSpectrum",
@@ -97,7 +97,8 @@ def state_gradients(
         ``(*batch, time, H)`` as :func:`jaxrnn.rnn` returns them.
       state: the initial state; ``None`` means zeros.
       impl: ``"scan"`` (a ``lax.scan`` over ``cell(...)`` with the probe
-        added after every step) or ``"fused"`` (the fused engine's probe).
+        added after every step), or ``"fused"``, ``"pallas"`` or ``"auto"``
+        (the fused engine's probe, with the inner loops of that ``impl``).
       residuals: the fused engine's residual policy.
 
     Returns:
@@ -116,9 +117,9 @@ def state_gradients(
     )
 
     def run(probe: Any) -> Array:
-        if impl == "fused":
-            final, ys = fused_rnn(
-                cell, params, flat_xs, flat_state, None, time_major=False,
+        if impl != "scan":
+            final, ys = run_impl(
+                impl, cell, params, flat_xs, flat_state, None, time_major=False,
                 residuals=residuals, probe=probe,
             )
         else:

@@ -5,10 +5,13 @@ parameter layout and its elementwise ``pointwise`` step, the engine the rest
 (hoisted input GEMMs, the hand-written backward pass, residual policies,
 masking, per-step gradient clipping, mixed precision). Read it in stages:
 ``_chunks`` (options, chunking), ``_forward``, ``_backward``, ``_engine``
-(the ``custom_vjp``); the sequential loops sit behind one seam, ``_loops``.
+(the ``custom_vjp``); the sequential loops sit behind one seam, ``_loops``, implemented by
+``lax.scan`` (``impl="fused"``) and by Pallas kernels (``_pallas``,
+``impl="pallas"``).
 """
 
 from ._chunks import default_chunk as default_chunk
 from ._engine import fused_rnn as fused_rnn
+from ._pallas import PALLAS_BY_DEFAULT as PALLAS_BY_DEFAULT
 
-__all__ = ["fused_rnn", "default_chunk"]
+__all__ = ["fused_rnn", "default_chunk", "PALLAS_BY_DEFAULT"]

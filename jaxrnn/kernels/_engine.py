@@ -28,6 +28,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 from .._sharding import vary, varying_axes_of
 from ..cells import Cell, accumulation_dtype
@@ -35,6 +36,7 @@ from ._backward import Residuals, backward
 from ._chunks import make_options
 from ._forward import forward
 from ._loops import XLA, InnerLoops
+from ._pallas import PALLAS, PALLAS_BY_DEFAULT, PallasLoops, check_cell, pallas_applies
 from ._sharded import explicit_mesh, per_shard
 
 Array = jax.Array
@@ -149,3 +151,34 @@ def fused_rnn(
             'jax.jacfwd, jax.hessian) is not available for it; use impl="scan" '
             "for forward mode"
         ) from e
+
+
+def run_impl(
+    impl: str, cell: Cell, params: Any, xs: Array, state: Any, seq_lengths: Array | None,
+    **options: Any,
+) -> tuple[Any, Array]:
+    """:func:`fused_rnn` with the inner loops of ``impl``.
+
+    - ``"fused"``: the XLA loops;
+    - ``"pallas"``: the Pallas kernels, on the platform the call is lowered
+      for; a cell or shape they cannot take is an error;
+    - ``"auto"``: the kernels on the platforms of ``PALLAS_BY_DEFAULT``
+      where they can take the shape, the XLA loops everywhere else.
+    """
+    if impl == "fused":
+        return fused_rnn(cell, params, xs, state, seq_lengths, **options)
+    if impl == "pallas":
+        check_cell(cell)
+        return fused_rnn(cell, params, xs, state, seq_lengths, loops=PALLAS, **options)
+    if not pallas_applies(cell):
+        return fused_rnn(cell, params, xs, state, seq_lengths, **options)
+
+    def with_loops(loops: Any) -> Any:
+        return lambda *args: fused_rnn(cell, *args, loops=loops, **options)
+
+    kernels = with_loops(PallasLoops(fallback=True))
+    return lax.platform_dependent(
+        params, xs, state, seq_lengths,
+        default=with_loops(XLA),
+        **{platform: kernels for platform in sorted(PALLAS_BY_DEFAULT)},
+    )

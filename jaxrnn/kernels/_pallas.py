@@ -52,7 +52,7 @@ from jax.experimental import pallas as pl
 from jax.extend.core import Primitive
 from jax.interpreters import mlir
 
-from ._loops import Step
+from ._loops import XLA, Step
 
 Array = jax.Array
 tmap = jax.tree_util.tree_map
@@ -78,9 +78,13 @@ class PallasLoops:
       block_batch: examples per kernel program; ``None`` takes each
         backend's rule (see the module docstring). Tests set it to run
         several programs at small sizes.
+      fallback: where a backend cannot take the shape, run the same steps
+        as a ``lax.scan`` (what ``impl="auto"`` does) instead of failing
+        to lower (what ``impl="pallas"`` does).
     """
 
     block_batch: int | None = None
+    fallback: bool = False
 
     #: the steps take the projections in gate blocks (see ``._gates``)
     gate_blocks = True
@@ -89,16 +93,49 @@ class PallasLoops:
         self, step: Step, weights: Any, init: Any, xs: Any, *, unroll: Any
     ) -> tuple[Any, Any]:
         del unroll  # the kernel's loop is not unrolled
-        return run_loop(step, weights, init, xs, reverse=False, block_batch=self.block_batch)
+        return run_loop(step, weights, init, xs, reverse=False, loops=self)
 
     def backward_chunk(
         self, step: Step, weights: Any, init: Any, xs: Any, *, unroll: Any
     ) -> tuple[Any, Any]:
         del unroll
-        return run_loop(step, weights, init, xs, reverse=True, block_batch=self.block_batch)
+        return run_loop(step, weights, init, xs, reverse=True, loops=self)
 
 
 PALLAS = PallasLoops()
+
+
+#: The platforms on which ``impl="auto"`` (the default) runs the Pallas
+#: kernels: those where a benchmark run has measured them faster than the
+#: XLA engine. None has yet (no GPU or TPU run so far), so ``"auto"`` is
+#: the XLA engine everywhere; see docs/engine.md.
+PALLAS_BY_DEFAULT: frozenset[str] = frozenset()
+
+
+def check_cell(cell: Any) -> None:
+    """Raises a ``ValueError`` unless the kernels can run ``cell``: a step that
+    is ``pointwise`` after the plain recurrent GEMM."""
+    if not (cell.elementwise and cell.plain_projections):
+        what = (
+            "its step is not pointwise after one GEMM (elementwise = False)"
+            if not cell.elementwise
+            else "it replaces the plain projections (plain_projections = False)"
+        )
+        raise ValueError(
+            f'impl="pallas" runs cells whose step is one recurrent GEMM h @ W_hh '
+            f"then pointwise; {_name(cell)} is not: {what}. Use impl=\"fused\" for it"
+        )
+
+
+def _name(cell: Any) -> str:
+    if type(cell).__name__ == "GRU" and not getattr(cell, "reset_after", True):
+        return "GRU(reset_after=False)"
+    return type(cell).__name__
+
+
+def pallas_applies(cell: Any) -> bool:
+    """Whether ``impl="auto"`` may run ``cell`` with the kernels anywhere."""
+    return bool(PALLAS_BY_DEFAULT) and cell.elementwise and cell.plain_projections
 
 
 # --------------------------------------------------------------------------
@@ -216,7 +253,7 @@ mlir.register_lowering(_unsupported_p, _raise_unsupported)
 
 
 def run_loop(
-    step: Step, weights: Any, init: Any, xs: Any, *, reverse: bool, block_batch: int | None
+    step: Step, weights: Any, init: Any, xs: Any, *, reverse: bool, loops: PallasLoops
 ) -> tuple[Any, Any]:
     """One loop of the seam as a ``pallas_call`` on the platform it lowers for."""
     w_leaves, w_tree = jax.tree_util.tree_flatten(weights)
@@ -255,12 +292,27 @@ def run_loop(
         jax.ShapeDtypeStruct((steps, *a.shape), a.dtype) for a in y_like
     ]
 
+    def xla(*flat: Array) -> list[Array]:
+        # The same steps as a lax.scan (impl="auto" where a kernel cannot run).
+        w = jax.tree_util.tree_unflatten(w_tree, list(flat[: len(w_leaves)]))
+        c = jax.tree_util.tree_unflatten(c_tree, list(flat[len(w_leaves) : len(w_leaves) + len(c_leaves)]))
+        x = jax.tree_util.tree_unflatten(
+            x_tree,
+            [a != 0 if b else a for a, b in zip(flat[len(w_leaves) + len(c_leaves) :], kernel.bools)],
+        )
+        run = XLA.backward_chunk if reverse else XLA.forward_chunk
+        carry, ys = run(step, w, c, x, unroll=1)
+        return [*jax.tree_util.tree_leaves(carry), *jax.tree_util.tree_leaves(ys)]
+
+    def refuse(reason: str) -> Any:
+        return xla if loops.fallback else functools.partial(_unsupported, outs_like, reason)
+
     def branch(platform: str) -> Any:
         backend = BACKENDS[platform]
-        bt = block_batch_for(backend, shapes, block_batch)
+        bt = block_batch_for(backend, shapes, loops.block_batch)
         reason = unsupported_reason(backend, shapes, bt)
         if reason is not None:
-            return functools.partial(_unsupported, outs_like, reason)
+            return refuse(reason)
         return functools.partial(
             _call, kernel, backend, bt, len(w_leaves), len(c_leaves), y_specs
         )
@@ -269,9 +321,7 @@ def run_loop(
         *w_leaves,
         *c_leaves,
         *x_in,
-        default=functools.partial(
-            _unsupported, outs_like, unsupported_reason("none", shapes, batch)
-        ),
+        default=refuse(unsupported_reason("none", shapes, batch)),
         **{platform: branch(platform) for platform in BACKENDS},
     )
     carry = jax.tree_util.tree_unflatten(c_tree, outs[: len(c_leaves)])
