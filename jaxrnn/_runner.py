@@ -49,7 +49,7 @@ class Config:
     optimizer: str = "adam"
     batch_size: int = 32
     block: int = 100
-    impl: str = "fused"
+    impl: str = "auto"
     residuals: Any = "states"
     #: the learning rate decays linearly from lr to ``lr * final_lr`` over
     #: ``decay_steps`` steps (``None``: constant), which keeps a run from

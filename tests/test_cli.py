@@ -152,6 +152,7 @@ def test_train_char_lm_samples_text(tmp_path, capsys):
          ["--resume", "--cell is 'lstm'", "'gru'", "--hidden is 8", "4"]),
         (["train", "--hidden", "4"], ["holds the checkpoints", "--resume"]),
         (["bench", "--repeats", "0"], ["--repeats", "positive"]),
+        (["train", "--impl", "bogus"], ["--impl", "invalid choice", "bogus", "pallas"]),
     ],
 )
 def test_bad_arguments_give_one_line_and_status_2(argv, words, capsys, tmp_path):
@@ -173,6 +174,16 @@ def test_bad_arguments_give_one_line_and_status_2(argv, words, capsys, tmp_path)
     assert err.startswith("jaxrnn")
     for w in words:
         assert w in err
+
+
+def test_impl_takes_every_implementation():
+    # The choices are jr.rnn's; train and gradflow default to "auto", the demo to "scan".
+    parser = cli.build_parser()
+    for command in ("train", "gradflow", "demo"):
+        assert parser.parse_args([command, "--impl", "pallas"]).impl == "pallas"
+    assert parser.parse_args(["train"]).impl == "auto"
+    assert parser.parse_args(["gradflow"]).impl == "auto"
+    assert parser.parse_args(["demo"]).impl == "scan"
 
 
 def fake_checkout(root):

@@ -193,6 +193,34 @@ def test_gradients_equal_those_of_rnn(data):
         np.testing.assert_allclose(g_nnx[field][...], getattr(g_rnn[0], field), rtol=1e-6, atol=1e-6)
 
 
+def test_pallas_impl_matches_scan(data):
+    # impl reaches jr.rnn from both kinds of layer: the Pallas loops (the
+    # interpreter on CPU) give the scan reference's outputs, carry and gradients.
+    params_by_cell, xs = data
+    params, _ = params_by_cell["gru"]
+
+    def loss_linen(p, xs, impl):
+        h, ys = jf.GRU(H, impl=impl, return_carry=True).apply({"params": p}, xs, seq_lengths=LENGTHS)
+        return jnp.sum(jnp.sin(ys)) + jnp.sum(h * h), ys
+
+    grad_linen = jax.grad(loss_linen, argnums=(0, 1), has_aux=True)
+    (g_p, g_x), ys_p = grad_linen(params._asdict(), xs, "pallas")
+    (g_s, g_xs), ys_s = grad_linen(params._asdict(), xs, "scan")
+    np.testing.assert_allclose(ys_p, ys_s, **TOL)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, **TOL), (g_p, g_x), (g_s, g_xs))
+
+    def loss_nnx(m):
+        h, ys = m(xs, seq_lengths=LENGTHS)
+        return jnp.sum(jnp.sin(ys)) + jnp.sum(h * h), ys
+
+    module = jf.nnx.GRU(INPUT, H, impl="pallas", return_carry=True, **CHEAP, rngs=nnx.Rngs(0))
+    module.set_params(params)
+    g_nnx, ys_nnx = nnx.grad(loss_nnx, has_aux=True)(module)
+    np.testing.assert_allclose(ys_nnx, ys_s, **TOL)
+    for field in params._fields:
+        np.testing.assert_allclose(g_nnx[field][...], g_s[field], **TOL)
+
+
 def test_dtype_and_param_dtype(data):
     _, xs = data
     layer = jf.LSTM(H, dtype=jnp.bfloat16, return_carry=True)

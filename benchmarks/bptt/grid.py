@@ -20,6 +20,9 @@ IMPLS = (
     "fused-gates",
     "fused-states",
     "fused-ckpt",
+    "pallas-gates",
+    "pallas-states",
+    "pallas-ckpt",
     "scan",
     "scan-remat",
     "flax",
@@ -32,6 +35,38 @@ DEFAULT_T = (100, 1000, 10000, 100000)
 DEFAULT_SIZES = ((8, 128), (32, 128), (64, 256), (64, 512))
 QUICK = {"cells": ("lstm",), "T": (100, 1000), "sizes": ((8, 64),), "repeats": 3}
 SMALL = (8, 128)  # sizes up to B*H = 8*128 run at T >= 10000 in the default grid
+PALLAS_IMPLS = ("pallas-gates", "pallas-states", "pallas-ckpt")
+#: why ``pallas-*`` rows are skipped on a CPU unless asked for (see :func:`plan`)
+PALLAS_ON_CPU = (
+    "the Pallas interpreter is for tests, not timing (name the impl in --impls "
+    "or pass --pallas-interpret to run it anyway)"
+)
+
+# The GPU grid (``--grid gpu``; benchmarks/gpu.sh runs it for fp32 and bf16):
+# T=1000 at every size, T=10000 at the sizes in ``long`` (ordered by T, so a
+# --time-limit drops the long runs first). Sized to fit about 8 minutes on
+# an H100/H200 for both dtypes together (see docs/benchmarks.md).
+GPU_GRID: dict[str, Any] = {
+    "cells": ("lstm", "gru"),
+    "T": (1000, 10000),
+    "sizes": ((16, 128), (16, 256), (16, 512), (64, 128), (64, 256), (64, 512)),
+    "impls": ("pallas-states", "pallas-gates", "fused-states", "scan", "flax", "torch", "cudnn"),
+    "repeats": 5,
+    "budget": 1.0,
+}
+GPU_LONG = {10000: ((16, 128), (64, 128))}  # T >= 10000: only these sizes
+
+
+def grid_cases(cells: tuple[str, ...], Ts: tuple[int, ...], sizes: tuple[tuple[int, int], ...],
+               grid: str = "default") -> list["Case"]:
+    """The cases of a grid, in the order they run: cell, then T, then size;
+    the GPU grid runs T outermost and keeps only :data:`GPU_LONG` sizes at long T."""
+    if grid != "gpu":
+        return [Case(c, T, B, H) for c in cells for T in Ts for B, H in sizes]
+    return [
+        Case(c, T, B, H) for T in Ts for c in cells for B, H in sizes
+        if T not in GPU_LONG or (B, H) in GPU_LONG[T]
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,12 +102,40 @@ def torch_or_none() -> Any:
     return torch
 
 
+def triton_limit(dtype: str) -> int:
+    """The largest hidden size the Triton kernel takes for ``dtype`` params
+    (jaxrnn.kernels._pallas.TRITON_MAX_HIDDEN, by the parameters' item size)."""
+    itemsize = jnp.dtype(DTYPES[dtype]).itemsize
+    try:
+        from jaxrnn.kernels._pallas import TRITON_MAX_HIDDEN
+    except ImportError:  # an older or newer layout: the bound of the first kernel
+        TRITON_MAX_HIDDEN = {8: 64, 4: 128, 2: 256}
+    return TRITON_MAX_HIDDEN.get(itemsize, 0)
+
+
+def pallas_refusal(case: Case, dtype: str, backend: str) -> str | None:
+    """Why the Pallas kernel of ``backend`` refuses ``case`` (None: it takes it).
+    Only the Triton rule is known ahead; other refusals show when the function
+    is lowered (a ValueError the run turns into a skip)."""
+    if backend != "gpu":
+        return None
+    H, limit = case.H, triton_limit(dtype)
+    if H & (H - 1) or not 16 <= H <= limit:
+        return (f"the Triton kernel takes hidden_size a power of two, 16 to {limit} for {dtype} params "
+                f"(got H={H})")
+    return None
+
+
 def availability(impl: str, case: Case, dtype: str, backend: str) -> str | None:
     """Why ``impl`` cannot run ``case`` here at all (None: it can)."""
     if impl == "torch" and torch_or_none() is None:
         return "PyTorch is not installed (pip install torch==2.13.0)"
     if impl == "torch" and not hasattr(jr.interop, "to_torch"):
         return "jaxrnn.interop.to_torch is not available in this jaxrnn"
+    if impl == "torch" and backend == "gpu" and not torch_or_none().cuda.is_available():
+        return "this PyTorch has no CUDA (a CPU build): not timed against a GPU"
+    if impl in PALLAS_IMPLS:
+        return pallas_refusal(case, dtype, backend)
     if impl == "cudnn":
         if backend != "gpu":
             return "jax.experimental.rnn.lstm needs a CUDA GPU"
@@ -86,7 +149,7 @@ def availability(impl: str, case: Case, dtype: str, backend: str) -> str | None:
 MEMORY_IMPLS = ("fused-gates", "fused-states", "fused-ckpt", "scan")  # compiled where not timed
 
 
-def plan(impl: str, case: Case, dtype: str, backend: str, full: bool) -> Plan:
+def plan(impl: str, case: Case, dtype: str, backend: str, full: bool, pallas_cpu: bool = False) -> Plan:
     """What the default grid does with ``impl`` at ``case``.
 
     A CPU run is bounded (about 20 minutes on 2 cores): T=100 is timed for
@@ -99,10 +162,17 @@ def plan(impl: str, case: Case, dtype: str, backend: str, full: bool) -> Plan:
     forward+backward, one call); the other policies and ``impl="scan"`` give
     their compiled memory. On a GPU everything up to T = 10000 is timed, and
     at T >= 100000 the small sizes. ``full`` times everything.
+
+    The ``pallas-*`` rows run where the kernel takes the shape (on a GPU, the
+    Triton kernel's hidden sizes); on a CPU the kernel runs in the Pallas
+    interpreter, exact but slow, so they are skipped unless ``pallas_cpu``
+    (the impl named in ``--impls``, or ``--pallas-interpret``).
     """
     why = availability(impl, case, dtype, backend)
     if why is not None:
         return Plan("skip", why)
+    if impl in PALLAS_IMPLS and backend == "cpu" and not pallas_cpu:
+        return Plan("skip", PALLAS_ON_CPU)
     small = case.B * case.H <= SMALL[0] * SMALL[1]
     big = f"B*H > {SMALL[0]}*{SMALL[1]}"
     gpu = backend != "cpu"

@@ -18,7 +18,7 @@ def run_one(
 ) -> dict[str, Any]:
     row: dict[str, Any] = {
         "cell": case.cell, "T": case.T, "B": case.B, "H": case.H, "I": case.I, "impl": impl,
-        "residuals": checkpoint_every(case.T, args.ckpt_every) if impl == "fused-ckpt" else None,
+        "residuals": checkpoint_every(case.T, args.ckpt_every) if impl.endswith("-ckpt") else None,
         "status": p.mode, "reason": p.reason, "check": None, "fwd": None, "fwdbwd": None,
         "grad_temp_bytes": None,
     }

@@ -214,9 +214,13 @@ def build_jax(
     cell, params = inputs.cell, inputs.params
     run = functools.partial(jax_runner, inputs=inputs, passes=passes, execute=execute, grad_memory=grad_memory)
     same = lambda g: g
-    if impl.startswith("fused-"):
-        residuals = {"fused-gates": "gates", "fused-states": "states", "fused-ckpt": K}[impl]
-        return run(jaxrnn_apply(cell, "fused", residuals, precision), params, from_native_grads=same)
+    if impl.startswith(("fused-", "pallas-")):
+        # pallas-*: the same engine and residual policy, each chunk's
+        # recurrence one Pallas kernel (a shape the kernel refuses raises a
+        # ValueError when compile_ lowers it; the run reports it as a skip).
+        engine, policy = impl.split("-")
+        residuals = {"gates": "gates", "states": "states", "ckpt": K}[policy]
+        return run(jaxrnn_apply(cell, engine, residuals, precision), params, from_native_grads=same)
     if impl == "scan":
         return run(jaxrnn_apply(cell, "scan", "states", precision), params, from_native_grads=same)
     if impl == "scan-remat":
@@ -307,7 +311,7 @@ def build(
     impl: str, case: Case, inputs: Inputs, passes: tuple[str, ...], *, K: int, torch_threads: int,
     execute: bool = True,
 ) -> Runner:
-    """The Runner of ``impl`` at ``case`` (``fused-ckpt`` keeps every ``K``-th state)."""
+    """The Runner of ``impl`` at ``case`` (``fused-ckpt`` and ``pallas-ckpt`` keep every ``K``-th state)."""
     if impl == "torch":
         return build_torch(case, inputs, passes, torch_threads)
     return build_jax(impl, case, inputs, passes, K, execute=execute)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._rnn import IMPLS
 from .._runner import CELLS
 
 class UsageError(Exception):
@@ -154,8 +155,11 @@ def add_common(p: argparse.ArgumentParser, *, cells: bool) -> None:
     """The options every training command takes."""
     p.add_argument("--hidden", type=positive_int, default=64, help="hidden units (default 64)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="PRNG seed (default 0)")
-    p.add_argument("--impl", choices=["fused", "scan"], default="fused",
-                   help="jaxrnn.rnn implementation (default: fused; demo: scan, faster at its size on CPU)")
+    p.add_argument("--impl", choices=IMPLS, default="auto",
+                   help="jaxrnn.rnn implementation: auto (the fused engine, with the Pallas kernels where "
+                   "they are the default), fused (its loops in XLA), pallas (its loops as Pallas kernels; "
+                   "exact but slow on CPU) or scan (the lax.scan reference) (default: auto; demo: scan, "
+                   "faster at its size on CPU)")
     p.add_argument("--out", default=None, help="run folder (default runs/<command>-<time>)")
     if cells:
         p.add_argument("--cells", type=cell_list, default=["tanh", "irnn", "lstm", "gru", "relu"],

@@ -60,7 +60,7 @@ class _Layer(nn.Module):
     return_carry: bool = False
     reverse: bool = False
     keep_order: bool = False
-    impl: str = "fused"
+    impl: str = "auto"
     residuals: str | int = "states"
     bptt_clip: float | None = None
     precision: Any = None
@@ -163,8 +163,10 @@ class RNN(_Layer):
       keep_order: with ``reverse``, return the outputs in their original
         positions (``False``, Flax's default, returns them in processing
         order).
-      impl: ``"fused"`` (the fused engine) or ``"scan"``, as for
-        :func:`jaxrnn.rnn`.
+      impl: ``"auto"`` (the default: the fused engine, with the Pallas
+        kernels where they are the default), ``"fused"`` (its loops in XLA),
+        ``"pallas"`` (its loops as one Pallas kernel per chunk) or
+        ``"scan"`` (the ``lax.scan`` reference); see :func:`jaxrnn.rnn`.
       residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
       bptt_clip: per-step clipping of the state gradient, as for
         :func:`jaxrnn.rnn`.

@@ -36,7 +36,8 @@ from ._backward import Residuals, backward
 from ._chunks import make_options
 from ._forward import forward
 from ._loops import XLA, InnerLoops
-from ._pallas import PALLAS, PALLAS_BY_DEFAULT, PallasLoops, check_cell, pallas_applies
+from . import _pallas
+from ._pallas import check_cell, loops_for, pallas_applies
 from ._sharded import explicit_mesh, per_shard
 
 Array = jax.Array
@@ -169,16 +170,17 @@ def run_impl(
         return fused_rnn(cell, params, xs, state, seq_lengths, **options)
     if impl == "pallas":
         check_cell(cell)
-        return fused_rnn(cell, params, xs, state, seq_lengths, loops=PALLAS, **options)
+        loops = loops_for(cell, fallback=False)
+        return fused_rnn(cell, params, xs, state, seq_lengths, loops=loops, **options)
     if not pallas_applies(cell):
         return fused_rnn(cell, params, xs, state, seq_lengths, **options)
 
     def with_loops(loops: Any) -> Any:
         return lambda *args: fused_rnn(cell, *args, loops=loops, **options)
 
-    kernels = with_loops(PallasLoops(fallback=True))
+    kernels = with_loops(loops_for(cell, fallback=True))
     return lax.platform_dependent(
         params, xs, state, seq_lengths,
         default=with_loops(XLA),
-        **{platform: kernels for platform in sorted(PALLAS_BY_DEFAULT)},
+        **{platform: kernels for platform in sorted(_pallas.PALLAS_BY_DEFAULT)},
     )

@@ -50,8 +50,9 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 from jax.extend.core import Primitive
-from jax.interpreters import mlir
+from jax.interpreters import ad, batching, mlir
 
+from ..cells import Cell
 from ._loops import XLA, Step
 
 Array = jax.Array
@@ -81,10 +82,13 @@ class PallasLoops:
       fallback: where a backend cannot take the shape, run the same steps
         as a ``lax.scan`` (what ``impl="auto"`` does) instead of failing
         to lower (what ``impl="pallas"`` does).
+      joins_gates: the cell's ``pointwise_blocks`` is the default, which
+        concatenates its ``G > 1`` gate blocks: Triton cannot.
     """
 
     block_batch: int | None = None
     fallback: bool = False
+    joins_gates: bool = False
 
     #: the steps take the projections in gate blocks (see ``._gates``)
     gate_blocks = True
@@ -131,6 +135,14 @@ def _name(cell: Any) -> str:
     if type(cell).__name__ == "GRU" and not getattr(cell, "reset_after", True):
         return "GRU(reset_after=False)"
     return type(cell).__name__
+
+
+def loops_for(cell: Any, *, fallback: bool) -> PallasLoops:
+    """The Pallas loops for ``cell``."""
+    joins = cell.num_gates > 1 and type(cell).pointwise_blocks is Cell.pointwise_blocks
+    if not joins and not fallback:
+        return PALLAS
+    return PallasLoops(fallback=fallback, joins_gates=joins)
 
 
 def pallas_applies(cell: Any) -> bool:
@@ -248,6 +260,22 @@ def _raise_unsupported(ctx: Any, *args: Any, outs: Any, reason: str) -> Any:
 mlir.register_lowering(_unsupported_p, _raise_unsupported)
 
 
+def _unsupported_batched(args: Any, dims: Any, *, outs: Any, reason: str) -> Any:
+    size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
+    outs = tuple(jax.core.ShapedArray((size, *o.shape), o.dtype) for o in outs)
+    return _unsupported_p.bind(*args, outs=outs, reason=reason), (0,) * len(outs)
+
+
+def _unsupported_jvp(primals: Any, tangents: Any, *, outs: Any, reason: str) -> Any:
+    del tangents
+    out = _unsupported_p.bind(*primals, outs=outs, reason=reason)
+    return out, [ad.Zero(o) for o in outs]
+
+
+batching.primitive_batchers[_unsupported_p] = _unsupported_batched
+ad.primitive_jvps[_unsupported_p] = _unsupported_jvp
+
+
 # --------------------------------------------------------------------------
 # the kernel
 
@@ -311,6 +339,12 @@ def run_loop(
         backend = BACKENDS[platform]
         bt = block_batch_for(backend, shapes, loops.block_batch)
         reason = unsupported_reason(backend, shapes, bt)
+        if backend == "triton" and loops.joins_gates:
+            reason = (
+                "Triton cannot concatenate values, and this cell has several gates "
+                "but no pointwise_blocks of its own: define Cell.pointwise_blocks "
+                "(see jaxrnn.LSTM's) to run it on GPUs"
+            )
         if reason is not None:
             return refuse(reason)
         return functools.partial(
