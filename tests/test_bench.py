@@ -157,3 +157,24 @@ def test_default_output_is_under_the_current_folder(bptt, tmp_path, monkeypatch)
     assert code == 0
     (run,) = (tmp_path / "benchmarks" / "results").iterdir()
     assert (run / "results.json").is_file() and (run / "results.md").is_file()
+
+
+def test_pallas_rows_gpu_grid_and_cpu_skip(bptt):
+    """The GPU grid holds pallas rows at T=1000, B in {16, 64}, H in {128, 256, 512}
+    (Triton-refused shapes skipped with the reason); on a CPU the pallas rows
+    are skipped unless asked for. Plans only: nothing is run."""
+    args = bptt.cli.parse_args(["--grid", "gpu"])
+    assert {"pallas-states", "pallas-gates", "fused-states", "scan", "flax", "torch", "cudnn"} <= set(args.impls)
+    cases = bptt.grid_cases(args.cells, args.T, args.sizes, args.grid)
+    assert {(c.B, c.H) for c in cases if c.T == 1000} == {(B, H) for B in (16, 64) for H in (128, 256, 512)}
+    assert any(c.T == 10000 for c in cases) and not args.pallas_cpu
+    pallas = lambda H, dtype: bptt.plan("pallas-states", bptt.Case("lstm", 1000, 16, H), dtype, "gpu", full=False)
+    assert pallas(128, "fp32").mode == "time" and pallas(256, "bf16").mode == "time"
+    assert pallas(256, "fp32").mode == "skip" and "Triton" in pallas(256, "fp32").reason
+    assert pallas(512, "bf16").mode == "skip"
+    case = bptt.Case("lstm", 1000, 8, 64)
+    on_cpu = bptt.plan("pallas-states", case, "fp32", "cpu", full=False)
+    assert on_cpu.mode == "skip" and on_cpu.reason == bptt.PALLAS_ON_CPU
+    assert bptt.plan("pallas-states", case, "fp32", "cpu", full=False, pallas_cpu=True).mode == "time"
+    assert bptt.cli.parse_args(["--impls", "pallas-gates"]).pallas_cpu
+    assert bptt.cli.parse_args(["--pallas-interpret"]).pallas_cpu and not bptt.cli.parse_args([]).pallas_cpu

@@ -195,30 +195,36 @@ def test_gradients_equal_those_of_rnn(data):
 
 def test_pallas_impl_matches_scan(data):
     # impl reaches jr.rnn from both kinds of layer: the Pallas loops (the
-    # interpreter on CPU) give the scan reference's outputs, carry and gradients.
+    # interpreter on CPU) give the scan reference's outputs and gradients.
     params_by_cell, xs = data
     params, _ = params_by_cell["gru"]
+    close = lambda a, b: np.testing.assert_allclose(a, b, **TOL)
+
+    def score(h, ys):
+        return jnp.sum(jnp.sin(ys)) + jnp.sum(h * h), ys
 
     def loss_linen(p, xs, impl):
-        h, ys = jf.GRU(H, impl=impl, return_carry=True).apply({"params": p}, xs, seq_lengths=LENGTHS)
-        return jnp.sum(jnp.sin(ys)) + jnp.sum(h * h), ys
+        layer = jf.GRU(H, impl=impl, return_carry=True)
+        return score(*layer.apply({"params": p}, xs, seq_lengths=LENGTHS))
 
     grad_linen = jax.grad(loss_linen, argnums=(0, 1), has_aux=True)
-    (g_p, g_x), ys_p = grad_linen(params._asdict(), xs, "pallas")
-    (g_s, g_xs), ys_s = grad_linen(params._asdict(), xs, "scan")
-    np.testing.assert_allclose(ys_p, ys_s, **TOL)
-    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, **TOL), (g_p, g_x), (g_s, g_xs))
-
-    def loss_nnx(m):
-        h, ys = m(xs, seq_lengths=LENGTHS)
-        return jnp.sum(jnp.sin(ys)) + jnp.sum(h * h), ys
+    g_scan, ys_scan = grad_linen(params._asdict(), xs, "scan")
+    g_linen, ys_linen = grad_linen(params._asdict(), xs, "pallas")
+    close(ys_linen, ys_scan)
+    jax.tree_util.tree_map(close, g_linen, g_scan)
 
     module = jf.nnx.GRU(INPUT, H, impl="pallas", return_carry=True, **CHEAP, rngs=nnx.Rngs(0))
     module.set_params(params)
-    g_nnx, ys_nnx = nnx.grad(loss_nnx, has_aux=True)(module)
-    np.testing.assert_allclose(ys_nnx, ys_s, **TOL)
+    g_nnx, ys_nnx = nnx.grad(lambda m: score(*m(xs, seq_lengths=LENGTHS)), has_aux=True)(module)
+    close(ys_nnx, ys_scan)
     for field in params._fields:
-        np.testing.assert_allclose(g_nnx[field][...], g_s[field], **TOL)
+        close(g_nnx[field][...], g_scan[0][field])
+
+    # and it is the Pallas path that ran: it refuses the cell it cannot run
+    with pytest.raises(ValueError, match="pallas"):
+        jf.GRU(H, reset_after=False, impl="pallas", **CHEAP).init(jax.random.PRNGKey(0), xs)
+    with pytest.raises(ValueError, match="pallas"):
+        jf.nnx.GRU(INPUT, H, reset_after=False, impl="pallas", **CHEAP, rngs=nnx.Rngs(0))(xs)
 
 
 def test_dtype_and_param_dtype(data):

@@ -10,6 +10,13 @@ impl           what
 fused-gates    ``jr.rnn(impl="fused", residuals="gates")``
 fused-states   ``jr.rnn(impl="fused", residuals="states")`` (the default)
 fused-ckpt     ``jr.rnn(impl="fused", residuals=K)``, ``K = ceil(sqrt(T))``
+pallas-gates   ``jr.rnn(impl="pallas", residuals="gates")``: the fused engine, each
+               chunk's recurrence one Pallas kernel (Triton on a GPU)
+pallas-states  ``jr.rnn(impl="pallas", residuals="states")``
+pallas-ckpt    ``jr.rnn(impl="pallas", residuals=K)``; pallas-* rows are skipped
+               on a CPU (the Pallas interpreter) unless named in ``--impls``
+               or ``--pallas-interpret``, and where the kernel refuses the
+               shape (Triton: H a power of two, 16-128 fp32, 16-256 bf16)
 scan           ``jr.rnn(impl="scan")``: autodiff through ``lax.scan``
 scan-remat     ``lax.scan`` over ``jax.checkpoint(cell step)``: keeps only
                the carry of every step and recomputes the step in the backward
@@ -57,6 +64,8 @@ Run::
     python -m benchmarks.bptt --quick          # < 2 min on 2 CPU cores
     python -m benchmarks.bptt                  # the default grid (see --help)
     python -m benchmarks.bptt --dtype bf16     # on a GPU
+    bash benchmarks/gpu.sh                     # the GPU grid, fp32 and bf16 (~8 min, H100/H200)
+    python -m benchmarks.bptt --grid gpu --list gpu   # its rows and skips, without running
 
 The package reads in order: :mod:`.grid` (what runs where), :mod:`.runners`
 (each implementation), :mod:`.check`, :mod:`.timing`, :mod:`.run` (one row),
@@ -65,7 +74,10 @@ The package reads in order: :mod:`.grid` (what runs where), :mod:`.runners`
 
 from .check import Reference, check, reference, relative_errors, tolerance
 from .cli import main, parser
-from .grid import CELLS, DTYPES, IMPLS, QUICK, Case, Plan, availability, checkpoint_every, plan
+from .grid import (
+    CELLS, DTYPES, GPU_GRID, IMPLS, PALLAS_IMPLS, PALLAS_ON_CPU, QUICK, Case, Plan, availability,
+    checkpoint_every, grid_cases, plan,
+)
 from .report import BEGIN, DOCS_PAGE, END, markdown, plots, write_docs
 from .runners import (
     Inputs,

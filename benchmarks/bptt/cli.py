@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,9 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 import jax
 
 from .check import Reference, reference
-from .grid import CELLS, DEFAULT_SIZES, DEFAULT_T, DTYPES, IMPLS, QUICK, Case, Plan, plan
+from .grid import (
+    CELLS, DEFAULT_SIZES, DEFAULT_T, DTYPES, GPU_GRID, IMPLS, PALLAS_IMPLS, QUICK, Case, Plan, grid_cases, plan,
+)
 from .report import add_ratios, cpu_name, markdown, plots, versions, write_docs
 from .run import run_one
 from .runners import Inputs, abstract_inputs, make_inputs
@@ -67,7 +70,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", type=_names(tuple(CELLS), "--cells"), default=tuple(CELLS), help="comma-separated cells")
     p.add_argument("--T", type=_ints, default=DEFAULT_T, help="comma-separated sequence lengths")
     p.add_argument("--sizes", type=_sizes, default=DEFAULT_SIZES, help="comma-separated BxH, e.g. 8x128,64x256")
-    p.add_argument("--impls", type=_names(IMPLS, "--impls"), default=IMPLS, help="comma-separated implementations")
+    p.add_argument("--impls", type=_names(IMPLS, "--impls"), default=None,
+                   help=f"comma-separated implementations (default: all of {','.join(IMPLS)})")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (median)")
     p.add_argument("--budget", type=float, default=5.0, help="seconds of timed calls per measurement at most")
@@ -76,6 +80,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default benchmarks/results/bptt-<time>)")
     p.add_argument("--quick", action="store_true", help="a small grid: lstm; T=100,1000; 8x64; 3 repeats")
     p.add_argument("--full", action="store_true", help="time every combination (no skipping of long/large ones)")
+    p.add_argument("--grid", choices=("default", "gpu"), default="default",
+                   help="gpu: the prepared GPU grid (lstm,gru; T=1000 at B in 16,64 x H in 128,256,512, T=10000 at "
+                        "16x128,64x128; pallas-states,pallas-gates,fused-states,scan,flax,torch,cudnn; 5 repeats, "
+                        "--budget 1); other options still override it. benchmarks/gpu.sh runs it for fp32 and bf16")
+    p.add_argument("--pallas-interpret", action="store_true",
+                   help="time the pallas-* rows on a CPU too (the Pallas interpreter: exact, very slow); "
+                        "naming them in --impls does the same")
+    p.add_argument("--list", nargs="?", const="here", default=None, choices=("here", "cpu", "gpu", "tpu"),
+                   metavar="BACKEND",
+                   help="print every row of the grid with what it would do (time, memory only, or skip and why) "
+                        "and exit without running; --list gpu plans as on a GPU")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds after the start; rows not begun by then are skipped (listed under Not timed)")
     p.add_argument("--docs", action="store_true", help="also write the Markdown and plots to docs/benchmarks/")
     p.add_argument("--ckpt-every", type=int, default=None, help="K of fused-ckpt (residuals=K); default ceil(sqrt(T))")
     p.add_argument("--torch-threads", type=int, default=os.cpu_count() or 1, help="torch.set_num_threads for PyTorch on CPU")
@@ -89,11 +106,16 @@ def parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The options of ``argv``, ``--quick`` applied and checked."""
     args = parser().parse_args(argv)
-    if args.quick:
-        defaults = parser().parse_args([])
-        for key, value in QUICK.items():
+    args.impls_named = args.impls is not None
+    defaults = parser().parse_args([])
+    for preset, on in ((QUICK, args.quick), (GPU_GRID, args.grid == "gpu")):
+        for key, value in preset.items() if on else ():
             if getattr(args, key) == getattr(defaults, key):
                 setattr(args, key, value)
+    if args.impls is None:
+        args.impls = IMPLS
+    # pallas-* rows on a CPU run in the Pallas interpreter: only when asked for.
+    args.pallas_cpu = args.pallas_interpret or (args.impls_named and any(i in PALLAS_IMPLS for i in args.impls))
     if args.repeats < 1 or args.check_steps < 1 or (args.ckpt_every is not None and args.ckpt_every < 1):
         raise SystemExit("--repeats, --check-steps and --ckpt-every must be positive")
     return args
@@ -112,8 +134,11 @@ def describe_machine(backend: str) -> tuple[str, str]:
 
 def plan_grid(args: argparse.Namespace, backend: str) -> list[tuple[Case, str, Plan]]:
     """Every (case, impl) of the grid with its plan; prints what is not timed, and why."""
-    cases = [Case(c, T, B, H) for c in args.cells for T in args.T for B, H in args.sizes]
-    tasks = [(case, impl, plan(impl, case, args.dtype, backend, args.full)) for case in cases for impl in args.impls]
+    cases = grid_cases(args.cells, args.T, args.sizes, args.grid)
+    tasks = [
+        (case, impl, plan(impl, case, args.dtype, backend, args.full, pallas_cpu=args.pallas_cpu))
+        for case in cases for impl in args.impls
+    ]
     skipped: dict[str, list[str]] = {}
     for case, impl, p in tasks:
         if p.mode != "time":
@@ -123,6 +148,20 @@ def plan_grid(args: argparse.Namespace, backend: str) -> list[tuple[Case, str, P
     return tasks
 
 
+def list_grid(tasks: list[tuple[Case, str, Plan]], args: argparse.Namespace, backend: str) -> None:
+    """``--list``: every row and what it would do, without running anything."""
+    print(f"grid {args.grid!r}, dtype {args.dtype}, planned as on {backend}: {len(tasks)} rows")
+    for case, impl, p in tasks:
+        what = {"time": "time " + "+".join(p.passes), "memory": "memory only", "skip": "skip"}[p.mode]
+        print(f"  {case.label():<28} {impl:<14} {what}" + (f": {p.reason}" if p.reason else ""))
+    counts = {m: sum(p.mode == m for _, _, p in tasks) for m in ("time", "memory", "skip")}
+    print(f"{counts['time']} timed, {counts['memory']} memory only, {counts['skip']} skipped")
+
+
+#: the start of ValueError messages of impl="pallas" where a kernel refuses a shape
+PALLAS_REFUSED = 'impl="pallas" cannot run here: '
+
+
 def error_row(case: Case, impl: str, e: Exception) -> dict[str, Any]:
     return {"cell": case.cell, "T": case.T, "B": case.B, "H": case.H, "I": case.I, "impl": impl,
             "residuals": None, "status": "error", "reason": f"{type(e).__name__}: {e}"[:500],
@@ -130,7 +169,7 @@ def error_row(case: Case, impl: str, e: Exception) -> dict[str, Any]:
 
 
 def run_grid(tasks: list[tuple[Case, str, Plan]], args: argparse.Namespace, backend: str,
-             peak_gflops: float) -> list[dict[str, Any]]:
+             peak_gflops: float, deadline: float | None = None) -> list[dict[str, Any]]:
     """The rows of ``tasks``, in order; inputs are made once per case, and
     references once per case (the short ones the checks of long runs use are kept)."""
     dtype = DTYPES[args.dtype]
@@ -163,9 +202,17 @@ def run_grid(tasks: list[tuple[Case, str, Plan]], args: argparse.Namespace, back
             current = {"case": case, "inputs": None}
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(f"{impl} {case.label()}")
+        if p.mode != "skip" and deadline is not None and time.monotonic() > deadline:
+            p = Plan("skip", f"not reached within --time-limit {args.time_limit:g} s")
         try:
             inputs = None if p.mode == "skip" else case_inputs(case, p)
             row = run_one(impl, case, p, inputs, ref, inputs_for, args, backend, peak_gflops)
+        except ValueError as e:
+            if impl in PALLAS_IMPLS and PALLAS_REFUSED in str(e):  # refused when lowered: a skip, not a failure
+                reason = str(e).split(PALLAS_REFUSED, 1)[1].splitlines()[0]
+                row = run_one(impl, case, Plan("skip", reason), None, ref, inputs_for, args, backend, peak_gflops)
+            else:
+                row = error_row(case, impl, e)
         except Exception as e:  # noqa: BLE001 (report and go on: one broken peer must not sink a long run)
             row = error_row(case, impl, e)
         if row["status"] in ("check failed", "error"):
@@ -183,9 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
       The process exit status.
     """
+    start = time.monotonic()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
+    print(f"python -m benchmarks.bptt {' '.join(argv)}: starting JAX", flush=True)
     backend = jax.default_backend()
+    if args.list is not None:
+        list_grid(plan_grid(args, backend if args.list == "here" else args.list), args,
+                  backend if args.list == "here" else args.list)
+        return 0
     stamp = datetime.datetime.now(datetime.timezone.utc)
     # Under the current folder (the checkout's root for python -m benchmarks.bptt).
     out = args.out or pathlib.Path("benchmarks") / "results" / f"bptt-{stamp:%Y%m%dT%H%M%SZ}"
@@ -193,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
 
     machine, kind = describe_machine(backend)
     peak = gemm_peak(DTYPES[args.dtype], args.peak_size or (2048 if backend == "cpu" else 8192))
-    print(f"{machine}\nGEMM peak ({peak['n']}x{peak['n']} {peak['dtype']}): {peak['gflops']:.1f} GFLOP/s")
-    rows = run_grid(plan_grid(args, backend), args, backend, peak["gflops"])
+    print(f"{machine}\nGEMM peak ({peak['n']}x{peak['n']} {peak['dtype']}): {peak['gflops']:.1f} GFLOP/s", flush=True)
+    deadline = None if args.time_limit is None else start + args.time_limit
+    rows = run_grid(plan_grid(args, backend), args, backend, peak["gflops"], deadline)
     add_ratios(rows)
 
     meta = {

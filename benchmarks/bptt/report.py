@@ -19,13 +19,13 @@ from .grid import CELLS, IMPLS, Case, torch_or_none
 DOCS_PAGE = pathlib.Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """Speedups over flax/torch/scan (fwd+bwd time) and memory relative to
+    """Speedups over flax/torch/scan/cudnn (fwd+bwd time) and memory relative to
     scan (fwd+bwd compiled temp bytes), per (cell, T, B, H)."""
     by_key = {(r["cell"], r["T"], r["B"], r["H"], r["impl"]): r for r in rows}
     for r in rows:
         key = (r["cell"], r["T"], r["B"], r["H"])
         mine = r["fwdbwd"] or {}
-        for peer in ("flax", "torch", "scan"):
+        for peer in ("flax", "torch", "scan", "cudnn"):
             other = (by_key.get((*key, peer)) or {}).get("fwdbwd") or {}
             ok = mine.get("seconds") and other.get("seconds")
             r[f"speedup_vs_{peer}"] = other["seconds"] / mine["seconds"] if ok else None
@@ -107,6 +107,28 @@ def targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return out
 
 
+#: The GPU targets of the pallas rows (fwd+bwd, H100/H200): (peer, least speedup).
+GPU_TARGETS = (("scan", 5.0), ("flax", 5.0), ("cudnn", 2.0), ("torch", 1 / 1.5))
+
+
+def gpu_targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """The pallas rows' GPU targets, read off every timed pallas row:
+    fwd+bwd at least 5x impl="scan" and Flax, 2x jax.experimental.rnn's LSTM,
+    and within 1.5x of PyTorch's cuDNN (same dtype)."""
+    out = []
+    for r in rows:
+        if not r["impl"].startswith("pallas-") or r["status"] != "ok" or not r["fwdbwd"]:
+            continue
+        for peer, need in GPU_TARGETS:
+            s = r.get(f"speedup_vs_{peer}")
+            if s is None:
+                continue
+            what = f"≥ {need:g}× {peer}" if need >= 1 else f"within {1 / need:g}× of {peer}"
+            out.append((f"{r['cell']} T={r['T']} ({r['B']},{r['H']}): {r['impl']} {what}", f"{s:.2f}×",
+                        "met" if s >= need else "NOT met"))
+    return out
+
+
 def markdown(result: dict[str, Any]) -> str:
     meta, rows = result["meta"], result["rows"]
     peak = meta["gemm_peak"]
@@ -118,7 +140,7 @@ def markdown(result: dict[str, Any]) -> str:
          f"({peak['n']}×{peak['n']} {peak['dtype']} matmul); {meta['date']}"),
         "",
     ]
-    goal = targets(rows)
+    goal = targets(rows) if meta.get("backend", "cpu") == "cpu" else gpu_targets(rows)
     if goal:
         lines += ["### Targets", "", "| target | measured | |", "|---|---|---|"]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in goal]
@@ -128,13 +150,16 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         ("Times are medians (µs per step); tok/s and GFLOP/s are for fwd+bwd; "
          "memory is the compiled temporary memory of the fwd+bwd function; "
-         "×Flax, ×torch, ×scan are fwd+bwd speedups (above 1: faster than that peer); "
+         "×Flax, ×torch, ×scan (and ×cudnn where it ran) are fwd+bwd speedups (above 1: faster than that peer); "
          "mem/scan is memory relative to `impl=\"scan\"`. In parentheses: the same for `jax.grad` "
          "alone (no loss value, so the outputs need not be kept; the measure of the engine's tests), "
          "which the memory targets use."),
         "",
     ]
+    cudnn = any(r.get("speedup_vs_cudnn") for r in rows)
     header = "| cell | T | B | H | impl | fwd µs/step | fwd+bwd µs/step | tok/s | GFLOP/s | % peak | temp MB | mem/scan | ×Flax | ×torch | ×scan |"
+    if cudnn:
+        header += " ×cudnn |"
     device_peak = any(r.get("device_peak_bytes") for r in rows)
     if device_peak:
         header += " device peak MB |"
@@ -157,6 +182,7 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{_mb(fb.get('temp_bytes'))}{_grad_mb(r)} | "
                 f"{_ratio_text(r)} | {_fmt(r['speedup_vs_flax'], '.2f', '×')} | "
                 f"{_fmt(r['speedup_vs_torch'], '.2f', '×')} | {_fmt(r['speedup_vs_scan'], '.2f', '×')} |"
+                + (f" {_fmt(r.get('speedup_vs_cudnn'), '.2f', '×')} |" if cudnn else "")
                 + (f" {_mb(r.get('device_peak_bytes'))} |" if device_peak else "")
             )
         lines.append("")
@@ -200,7 +226,7 @@ def plots(result: dict[str, Any], out: pathlib.Path) -> list[pathlib.Path]:
     sizes = sorted({(r["B"], r["H"]) for r in rows})
     styles = ["-", "--", ":", "-."]
     colors = {impl: f"C{k}" for k, impl in enumerate(IMPLS)}
-    markers = dict(zip(IMPLS, "os^vDx+*"))
+    markers = dict(zip(IMPLS, "os^PXdvDx+*<>"))
     subtitle = f"{result['meta']['dtype']}, fwd+bwd; {result['meta']['device']}"
     written = []
 

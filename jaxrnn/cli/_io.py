@@ -158,7 +158,7 @@ def add_common(p: argparse.ArgumentParser, *, cells: bool) -> None:
     p.add_argument("--impl", choices=IMPLS, default="auto",
                    help="jaxrnn.rnn implementation: auto (the fused engine, with the Pallas kernels where "
                    "they are the default), fused (its loops in XLA), pallas (its loops as Pallas kernels; "
-                   "exact but slow on CPU) or scan (the lax.scan reference) (default: auto; demo: scan, "
+                   "exact but slow on CPU) or scan (the lax.scan reference); default auto (demo: scan, "
                    "faster at its size on CPU)")
     p.add_argument("--out", default=None, help="run folder (default runs/<command>-<time>)")
     if cells:
