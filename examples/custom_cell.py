@@ -55,8 +55,21 @@ class HighwayRNN(jr.Cell):
 
     def pointwise(self, xz, hz, state):
         z, n = jnp.split(xz + hz, 2, axis=-1)
-        z = jax.nn.sigmoid(z)
-        return z * state + (1.0 - z) * jnp.tanh(n)
+        return _highway(z, n, state)
+
+    def pointwise_blocks(self, xz, hz, state):
+        # Optional: the same update on the gate blocks, (z, n) each (B, H).
+        # The Pallas kernels (impl="pallas") call this; a Triton kernel
+        # cannot split a value, so a cell with more than one gate writes it
+        # to run on GPUs. Everywhere else the default (join, then
+        # pointwise) works.
+        z, n = (a + b for a, b in zip(xz, hz))
+        return _highway(z, n, state)
+
+
+def _highway(z, n, h):
+    z = jax.nn.sigmoid(z)
+    return z * h + (1.0 - z) * jnp.tanh(n)
 
 
 def main():

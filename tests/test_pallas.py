@@ -13,7 +13,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import CELLS, INPUT, Precision, assert_trees_close, random_inputs, weighted_loss
+from helpers import (
+    CELLS,
+    INPUT,
+    Precision,
+    assert_trees_close,
+    random_inputs,
+    weighted_loss,
+)
 
 import jaxrnn as jr
 from jaxrnn.kernels import _pallas
@@ -53,9 +60,9 @@ POLICIES = ["gates", "states", 3]
 # T = 7: one chunk under "gates" and "states"; two chunks and a tail under 3.
 B, T = 3, 7
 VARIANTS = {
-    "lengths+reverse": dict(seq_lengths=jnp.array([T, 4, 0]), reverse=True),
-    "lengths+clip": dict(seq_lengths=jnp.array([T, 2, 5]), bptt_clip=0.05),
-    "plain+clip": dict(bptt_clip=0.5),
+    "lengths+reverse": {"seq_lengths": jnp.array([T, 4, 0]), "reverse": True},
+    "lengths+clip": {"seq_lengths": jnp.array([T, 2, 5]), "bptt_clip": 0.05},
+    "plain+clip": {"bptt_clip": 0.5},
 }
 # The full grid: every cell under every policy, the variants rotated over
 # them (each cell meets each policy and each variant). It runs with -m slow;
@@ -101,7 +108,7 @@ def test_interpreted_kernels_equal_scan_fp32_time_major():
     cell = KERNEL_CELLS["gru"]
     params, xs, state = random_inputs(cell, jnp.float32, batch=B, steps=T)
     xs = jnp.swapaxes(xs, 0, 1)
-    kw = dict(time_major=True, seq_lengths=jnp.array([T, 5, 1]))
+    kw = {"time_major": True, "seq_lengths": jnp.array([T, 5, 1])}
     want = _value_and_grad(cell, "scan", params, xs, state, **kw)
     got = _value_and_grad(cell, "pallas", params, xs, state, **kw)
     assert_trees_close(got, want, Precision(np.dtype("float32"), rtol=2e-5, atol=2e-5))
@@ -111,7 +118,7 @@ def test_interpreted_kernels_bf16_params_keep_an_fp32_state():
     cell = KERNEL_CELLS["lstm"]
     params, xs, _ = random_inputs(cell, jnp.bfloat16, batch=B, steps=4)
     final, ys = jr.rnn(cell, params, xs, impl="pallas")
-    ref_final, ref_ys = jr.rnn(cell, params, xs, impl="fused")
+    ref_final, _ = jr.rnn(cell, params, xs, impl="fused")
     assert final.h.dtype == jnp.float32 and ys.dtype == jnp.bfloat16
     # The same products on the same bf16 inputs, accumulated in fp32.
     assert_trees_close(final, ref_final, Precision(np.dtype("float32"), rtol=1e-5, atol=1e-5))
@@ -135,7 +142,7 @@ def test_vmap_over_params_and_probe():
     assert_trees_close(grads("pallas"), grads("scan"), prec)
     # The fused engine's gradient probe (diagnostics) runs through the kernels too.
     params = jax.tree_util.tree_map(lambda a: a[0], ensemble)
-    loss_fn = lambda final, ys: jnp.sum(ys**2)  # noqa: E731
+    loss_fn = lambda final, ys: jnp.sum(ys**2)
     got = jr.diagnostics.state_gradients(cell, params, xs, loss_fn, impl="pallas")
     want = jr.diagnostics.state_gradients(cell, params, xs, loss_fn, impl="scan")
     assert_trees_close(got, want, prec)
@@ -222,8 +229,7 @@ def test_shapes_triton_cannot_take_fail_to_lower_with_the_limit(name, dtype, hid
 
 
 def test_tpu_refuses_float64():
-    with jax.enable_x64(True):
-        with pytest.raises(ValueError, match="TPUs have no float64"):
+    with jax.enable_x64(True), pytest.raises(ValueError, match="TPUs have no float64"):
             _export(KERNEL_CELLS["lstm"], jnp.float64, 128, "tpu")
 
 

@@ -32,11 +32,11 @@ from jax import lax
 
 from .._sharding import vary, varying_axes_of
 from ..cells import Cell, accumulation_dtype
+from . import _pallas
 from ._backward import Residuals, backward
 from ._chunks import make_options
 from ._forward import forward
 from ._loops import XLA, InnerLoops
-from . import _pallas
 from ._pallas import check_cell, loops_for, pallas_applies
 from ._sharded import explicit_mesh, per_shard
 

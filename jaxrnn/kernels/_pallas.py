@@ -380,7 +380,7 @@ class _Kernel:
     reverse: bool
 
     def __call__(self, *refs: Any) -> None:
-        w_tree, c_tree, x_tree, y_tree = self.trees
+        w_tree, c_tree, x_tree, _ = self.trees
         nw, nc, nx = self.counts
         w_refs, c_refs = refs[:nw], refs[nw : nw + nc]
         x_refs = refs[nw + nc : nw + nc + nx]
@@ -423,7 +423,8 @@ def _call(
     y_like = [jax.ShapeDtypeStruct((padded, f), d) for f, d in y_specs]
 
     def whole(a: Any) -> Any:
-        return pl.BlockSpec(a.shape, lambda i, n=len(a.shape): (0,) * n)
+        ndim = len(a.shape)
+        return pl.BlockSpec(a.shape, lambda i: (0,) * ndim)
 
     def rows(a: Any) -> Any:
         return pl.BlockSpec((bt, a.shape[-1]), lambda i: (i, 0))
