@@ -228,6 +228,11 @@ def test_shapes_triton_cannot_take_fail_to_lower_with_the_limit(name, dtype, hid
         assert "tpu_custom_call" in _export(cell, jnp.dtype(dtype), hidden, "tpu")
 
 
+def test_a_platform_without_a_pallas_backend_refuses_to_lower():
+    with pytest.raises(ValueError, match="no Pallas backend for this platform"):
+        _export(KERNEL_CELLS["tanh"], jnp.float32, 32, "rocm")
+
+
 def test_tpu_refuses_float64():
     with jax.enable_x64(True), pytest.raises(ValueError, match="TPUs have no float64"):
             _export(KERNEL_CELLS["lstm"], jnp.float64, 128, "tpu")
