@@ -104,16 +104,25 @@ def _inject(fn: Any, like: Any, ct: Array) -> Any:
 
 
 def _through_gemm(
-    cell: Cell, opts: Options, w: Weights, prev: Any, dhz: Array, ds_prev: Any
+    cell: Cell, opts: Options, w: Weights, prev: Any, dhz: Any, ds_prev: Any
 ) -> Any:
-    """Adds the gradient that reaches the previous state through ``hz = h W_hh``."""
-    dh = jnp.matmul(
-        dhz.astype(w.w_hh_t.dtype),
-        w.w_hh_t,
-        precision=opts.precision,
-        preferred_element_type=dhz.dtype,
-    )
+    """Adds the gradient that reaches the previous state through ``hz = h W_hh``
+    (``dhz`` whole, or in gate blocks with ``w.w_hh_t`` in blocks)."""
+    if isinstance(dhz, tuple):
+        dh = gates.through_gemm(w.w_hh_t, dhz, opts.precision)
+    else:
+        dh = jnp.matmul(
+            dhz.astype(w.w_hh_t.dtype),
+            w.w_hh_t,
+            precision=opts.precision,
+            preferred_element_type=dhz.dtype,
+        )
     return tree_add(ds_prev, _inject(cell.gemm_input, prev, dh))
+
+
+def _pointwise(cell: Cell, opts: Options) -> Any:
+    """``pointwise``, or ``pointwise_blocks`` for loops that take gate blocks."""
+    return cell.pointwise_blocks if opts.loops.gate_blocks else cell.pointwise
 
 
 # Each core maps the total cotangent of a step's new state to
@@ -121,13 +130,14 @@ def _through_gemm(
 
 
 def _additive_core(cell: Cell, opts: Options, w: Weights, total: Any, x: StepInputs) -> tuple:
-    _, vjp = jax.vjp(lambda a, s: cell.pointwise(a, jnp.zeros_like(a), s), x.hz, x.prev)
+    pointwise = _pointwise(cell, opts)
+    _, vjp = jax.vjp(lambda a, s: pointwise(a, tmap(jnp.zeros_like, a), s), x.hz, x.prev)
     dhz, ds_prev = vjp(total)
     return _through_gemm(cell, opts, w, x.prev, dhz, ds_prev), None, None, dhz
 
 
 def _elementwise_core(cell: Cell, opts: Options, w: Weights, total: Any, x: StepInputs) -> tuple:
-    _, vjp = jax.vjp(cell.pointwise, x.xz, x.hz, x.prev)
+    _, vjp = jax.vjp(_pointwise(cell, opts), x.xz, x.hz, x.prev)
     dxz, dhz, ds_prev = vjp(total)
     return _through_gemm(cell, opts, w, x.prev, dhz, ds_prev), None, dxz, dhz
 
@@ -141,27 +151,6 @@ def _whole_step_core(cell: Cell, opts: Options, w: Weights, total: Any, x: StepI
     return ds_prev, dp_t, dxz, None
 
 
-def _additive_blocks(cell: Cell, opts: Options, w: Weights, total: Any, x: StepInputs) -> tuple:
-    zeros = tuple(jnp.zeros_like(a) for a in x.hz)
-    _, vjp = jax.vjp(lambda a, s: cell.pointwise_blocks(a, zeros, s), x.hz, x.prev)
-    dhz, ds_prev = vjp(total)
-    return _through_blocks(cell, opts, w, x.prev, dhz, ds_prev), None, None, dhz
-
-
-def _elementwise_blocks(cell: Cell, opts: Options, w: Weights, total: Any, x: StepInputs) -> tuple:
-    _, vjp = jax.vjp(cell.pointwise_blocks, x.xz, x.hz, x.prev)
-    dxz, dhz, ds_prev = vjp(total)
-    return _through_blocks(cell, opts, w, x.prev, dhz, ds_prev), None, dxz, dhz
-
-
-def _through_blocks(
-    cell: Cell, opts: Options, w: Weights, prev: Any, dhz: tuple, ds_prev: Any
-) -> Any:
-    """:func:`_through_gemm` on gate blocks (``w.w_hh_t`` holds ``G`` blocks)."""
-    dh = gates.through_gemm(w.w_hh_t, dhz, opts.precision)
-    return tree_add(ds_prev, _inject(cell.gemm_input, prev, dh))
-
-
 def _is_additive(cell: Cell) -> bool:
     return cell.elementwise and cell.additive
 
@@ -172,8 +161,6 @@ def backward_step(cell: Cell, opts: Options, probed: bool) -> Any:
     with the core for the kind of cell chosen here, once."""
     if not cell.elementwise:
         core = _whole_step_core
-    elif opts.loops.gate_blocks:
-        core = _additive_blocks if cell.additive else _elementwise_blocks
     elif cell.additive:
         core = _additive_core
     else:
