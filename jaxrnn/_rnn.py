@@ -29,7 +29,7 @@ Array = jax.Array
 Layer = Union[Cell, Sequence[Cell]]
 
 IMPLS = ("auto", "fused", "pallas", "scan")
-RESIDUAL_POLICIES = ("gates", "states")
+RESIDUAL_POLICIES = ("auto", "gates", "states")
 _MERGES: dict[str, Callable[[Array, Array], Array]] = {
     "concat": lambda a, b: jnp.concatenate([a, b], axis=-1),
     "sum": jnp.add,
@@ -40,7 +40,11 @@ _MERGES: dict[str, Callable[[Array, Array], Array]] = {
 # validation
 
 
-def _check_options(impl: Any, residuals: Any, bptt_clip: Any, unroll: Any) -> None:
+def _check_options(
+    impl: Any, residuals: Any, residual_budget: Any, bptt_clip: Any, unroll: Any
+) -> None:
+    if residual_budget is not None:
+        _checks.positive_int("residual_budget", residual_budget)
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if isinstance(residuals, str):
@@ -214,7 +218,8 @@ def rnn(
     reverse: bool = False,
     time_major: bool = False,
     impl: str = "auto",
-    residuals: str | int = "states",
+    residuals: str | int = "auto",
+    residual_budget: int | None = None,
     bptt_clip: float | None = None,
     unroll: int | bool = 1,
     precision: Any = None,
@@ -253,8 +258,14 @@ def rnn(
         take raises a ``ValueError``) or ``"scan"`` (the reference:
         ``lax.scan`` over ``cell(...)``, differentiated by JAX).
       residuals: what the fused forward keeps for its backward pass:
+        ``"auto"`` (the default: the fastest policy whose residuals fit
+        ``residual_budget``, see :func:`jaxrnn.kernels.residual_policy`),
         ``"gates"``, ``"states"`` or an int ``K`` (keep every K-th state).
         The scan reference ignores it.
+      residual_budget: bytes that ``residuals="auto"`` lets this call's
+        residuals take; ``None`` takes the platform's default
+        (:data:`jaxrnn.kernels.DEFAULT_RESIDUAL_BUDGET`: 2 GiB on CPU,
+        1 GiB on GPU and TPU).
       bptt_clip: if given, the per-example norm of the state gradient is
         clipped to this value at every step of the backward pass (Graves,
         2013), through :func:`jaxrnn.clipping.clip_gradient`; ``None`` keeps
@@ -293,7 +304,7 @@ def rnn(
     """
     if not isinstance(cell, Cell):
         raise TypeError(f"cell must be a jaxrnn Cell, got {_checks.describe(cell)}")
-    _check_options(impl, residuals, bptt_clip, unroll)
+    _check_options(impl, residuals, residual_budget, bptt_clip, unroll)
     _check_flag("reverse", reverse)
     _check_flag("time_major", time_major)
     input_size = cell.check_params(params)
@@ -332,8 +343,8 @@ def rnn(
     else:
         final, ys = run_impl(
             impl, cell, params, xs, flat_state, flat_lengths, time_major=time_major,
-            residuals=residuals, bptt_clip=bptt_clip, precision=precision,
-            unroll=unroll,
+            residuals=residuals, residual_budget=residual_budget, bptt_clip=bptt_clip,
+            precision=precision, unroll=unroll,
         )
     if clip_is_traced:
         final, ys = _nan_gradient_unless(jnp.asarray(bptt_clip) > 0, (final, ys))
@@ -366,7 +377,8 @@ def bidirectional_rnn(
     time_major: bool = False,
     merge: str | Callable[[Array, Array], Array] = "concat",
     impl: str = "auto",
-    residuals: str | int = "states",
+    residuals: str | int = "auto",
+    residual_budget: int | None = None,
     bptt_clip: float | None = None,
     unroll: int | bool = 1,
     precision: Any = None,
@@ -388,6 +400,7 @@ def bidirectional_rnn(
         hidden sizes) or a callable ``merge(ys_fw, ys_bw)``.
       impl: as for :func:`rnn`.
       residuals: as for :func:`rnn`.
+      residual_budget: as for :func:`rnn`.
       bptt_clip: as for :func:`rnn`.
       unroll: as for :func:`rnn`.
       precision: as for :func:`rnn`.
@@ -420,6 +433,7 @@ def bidirectional_rnn(
         time_major=time_major,
         impl=impl,
         residuals=residuals,
+        residual_budget=residual_budget,
         bptt_clip=bptt_clip,
         unroll=unroll,
         precision=precision,
@@ -494,7 +508,8 @@ def stacked_rnn(
     seq_lengths: Array | None = None,
     time_major: bool = False,
     impl: str = "auto",
-    residuals: str | int = "states",
+    residuals: str | int = "auto",
+    residual_budget: int | None = None,
     bptt_clip: float | None = None,
     unroll: int | bool = 1,
     precision: Any = None,
@@ -513,6 +528,7 @@ def stacked_rnn(
       time_major: as for :func:`rnn`, shared by every layer.
       impl: as for :func:`rnn`, shared by every layer.
       residuals: as for :func:`rnn`, shared by every layer.
+      residual_budget: as for :func:`rnn`, per layer.
       bptt_clip: as for :func:`rnn`, shared by every layer.
       unroll: as for :func:`rnn`, shared by every layer.
       precision: as for :func:`rnn`, shared by every layer.
@@ -539,6 +555,7 @@ def stacked_rnn(
         time_major=time_major,
         impl=impl,
         residuals=residuals,
+        residual_budget=residual_budget,
         bptt_clip=bptt_clip,
         unroll=unroll,
         precision=precision,

@@ -50,7 +50,7 @@ class Config:
     batch_size: int = 32
     block: int = 100
     impl: str = "auto"
-    residuals: Any = "states"
+    residuals: Any = "auto"
     #: the learning rate decays linearly from lr to ``lr * final_lr`` over
     #: ``decay_steps`` steps (``None``: constant), which keeps a run from
     #: wandering off a solution it found late

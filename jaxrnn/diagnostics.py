@@ -85,7 +85,7 @@ def state_gradients(
     state: Any = None,
     *,
     impl: str = "scan",
-    residuals: Any = "states",
+    residuals: Any = "auto",
 ) -> tuple[Array, Any]:
     """The loss and ``dL/ds_t`` for every step ``t``, in one backward pass.
 
@@ -153,7 +153,7 @@ def state_gradient_norms(
     state: Any = None,
     *,
     impl: str = "scan",
-    residuals: Any = "states",
+    residuals: Any = "auto",
 ) -> Array:
     """``||dL/ds_t||`` for every example and step, from one backward pass.
 

@@ -197,12 +197,13 @@ def test_precision_argument():
     assert_trees_close(hi, ref, Precision(np.dtype("float32"), 1e-5, 1e-5))
 
 
-def _temp_bytes(cell, steps, impl, residuals="states"):
+def _temp_bytes(cell, steps, impl, residuals="states", budget=None):
     params = cell.init(KEY, 32)
     xs = jnp.ones((8, steps, 32))
 
     def loss(p, x):
-        return jnp.sum(jr.rnn(cell, p, x, impl=impl, residuals=residuals)[1])
+        _, ys = jr.rnn(cell, p, x, impl=impl, residuals=residuals, residual_budget=budget)
+        return jnp.sum(ys)
 
     compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(params, xs).compile()
     return compiled.memory_analysis().temp_size_in_bytes
@@ -224,6 +225,27 @@ def test_memory_checkpoints_policy():
     scan = _temp_bytes(cell, 4096, "scan")
     ckpt = _temp_bytes(cell, 4096, "fused", 64)
     assert ckpt <= scan / 20, (ckpt, scan)
+
+
+def test_auto_residuals_take_the_fastest_policy_that_fits():
+    """residuals="auto" (the default): "gates" within the budget, else
+    "states", else every K-th state; the choice shows in compiled memory."""
+    cell, T, B = jr.LSTM(64), 128, 8
+    sizes = jr.kernels.residual_bytes(cell, T, B)
+    assert sizes["states"] == T * B * 2 * 64 * 4 < sizes["gates"]
+
+    def pick(budget):
+        return jr.kernels.residual_policy(cell, T, B, budget=budget)
+
+    assert pick(None) == pick(sizes["gates"]) == "gates"
+    assert pick(sizes["gates"] - 1) == pick(sizes["states"]) == "states"
+    k = pick(sizes["states"] // 10)
+    assert isinstance(k, int) and -(-T // k) * B * 2 * 64 * 4 <= sizes["states"] // 10 + B * 512
+    for budget, explicit in [
+        (None, "gates"), (sizes["states"], "states"), (sizes["states"] // 10, k),
+    ]:
+        auto = _temp_bytes(cell, T, "fused", "auto", budget)
+        assert auto == _temp_bytes(cell, T, "fused", explicit), (budget, explicit)
 
 
 def test_user_cell_gets_a_fused_kernel(monkeypatch):

@@ -53,7 +53,8 @@ CASES = {
     "cell": (dict(cell="lstm"), TypeError, r"cell must be a jaxrnn Cell, got str 'lstm'"),
     # options
     "impl": (dict(impl="cudnn"), ValueError, r"impl must be one of \('auto', 'fused', 'pallas', 'scan'\), got 'cudnn'"),
-    "residuals name": (dict(residuals="all"), ValueError, r"residuals must be one of \('gates', 'states'\) or a positive int.*got 'all'"),
+    "residuals name": (dict(residuals="all"), ValueError, r"residuals must be one of \('auto', 'gates', 'states'\) or a positive int.*got 'all'"),
+    "residual_budget": (dict(residual_budget=0), ValueError, r"residual_budget must be a positive int, got 0"),
     "residuals zero": (dict(residuals=0), ValueError, r"residuals must be a positive int, got 0"),
     "residuals float": (dict(residuals=2.5), TypeError, r"residuals must be one of .* got float 2.5"),
     "bptt_clip negative": (dict(bptt_clip=-1.0), ValueError, r"bptt_clip must be a positive float, got -1.0"),

@@ -71,7 +71,7 @@ def cell_list(text: str) -> list[str]:
 
 
 def residuals(text: str) -> Any:
-    if text in ("gates", "states"):
+    if text in ("auto", "gates", "states"):
         return text
     try:
         value = int(text)
@@ -79,7 +79,7 @@ def residuals(text: str) -> Any:
         value = 0
     if value <= 0:
         raise argparse.ArgumentTypeError(
-            f"expected 'gates', 'states' or a positive int K (keep every K-th state), got {text!r}"
+            f"expected 'auto', 'gates', 'states' or a positive int K (keep every K-th state), got {text!r}"
         )
     return value
 

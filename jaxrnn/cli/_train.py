@@ -299,8 +299,9 @@ def register(sub: Any) -> None:
     p.add_argument("--clip", type=positive_float, default=1.0, help="threshold of global/per-leaf/value clipping")
     p.add_argument("--bptt-clip", type=positive_float, default=None,
                    help="clip the state gradient at every step of BPTT to this norm")
-    p.add_argument("--residuals", type=residuals, default="states",
-                   help="fused engine residual policy: gates, states or K (default states)")
+    p.add_argument("--residuals", type=residuals, default="auto",
+                   help="fused engine residual policy: auto (the fastest that fits the "
+                        "platform's memory budget), gates, states or K (default auto)")
     p.add_argument("--steps", type=positive_int, default=1000)
     p.add_argument("--batch", type=positive_int, default=32)
     p.add_argument("--eval-every", type=positive_int, default=100)

@@ -61,6 +61,7 @@ class RNN(_nnx.Module):
         ``"pallas"`` (its loops as one Pallas kernel per chunk) or
         ``"scan"`` (the ``lax.scan`` reference); see :func:`jaxrnn.rnn`.
       residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
+      residual_budget: bytes ``residuals="auto"`` may keep, as for :func:`jaxrnn.rnn`.
       bptt_clip: per-step clipping of the state gradient, as for
         :func:`jaxrnn.rnn`.
       precision: the matrix products' ``jax.lax.Precision``, as for
@@ -92,7 +93,8 @@ class RNN(_nnx.Module):
         reverse: bool = False,
         keep_order: bool = False,
         impl: str = "auto",
-        residuals: str | int = "states",
+        residuals: str | int = "auto",
+        residual_budget: int | None = None,
         bptt_clip: float | None = None,
         precision: Any = None,
         unroll: int | bool = 1,
@@ -110,6 +112,7 @@ class RNN(_nnx.Module):
         self.keep_order = keep_order
         self.impl = impl
         self.residuals = residuals
+        self.residual_budget = residual_budget
         self.bptt_clip = bptt_clip
         self.precision = precision
         self.unroll = unroll
@@ -188,6 +191,7 @@ class RNN(_nnx.Module):
             dtype=self.dtype,
             impl=self.impl,
             residuals=self.residuals,
+            residual_budget=self.residual_budget,
             bptt_clip=self.bptt_clip,
             precision=self.precision,
             unroll=self.unroll,

@@ -10,8 +10,18 @@ masking, per-step gradient clipping, mixed precision). Read it in stages:
 ``impl="pallas"``).
 """
 
+from ._chunks import DEFAULT_RESIDUAL_BUDGET as DEFAULT_RESIDUAL_BUDGET
 from ._chunks import default_chunk as default_chunk
+from ._chunks import residual_bytes as residual_bytes
+from ._chunks import residual_policy as residual_policy
 from ._engine import fused_rnn as fused_rnn
 from ._pallas import PALLAS_BY_DEFAULT as PALLAS_BY_DEFAULT
 
-__all__ = ["fused_rnn", "default_chunk", "PALLAS_BY_DEFAULT"]
+__all__ = [
+    "DEFAULT_RESIDUAL_BUDGET",
+    "PALLAS_BY_DEFAULT",
+    "default_chunk",
+    "fused_rnn",
+    "residual_bytes",
+    "residual_policy",
+]

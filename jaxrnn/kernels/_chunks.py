@@ -77,6 +77,71 @@ def default_chunk(num_steps: int, batch_size: int | None = None) -> int:
 _TARGET_ROWS = 512
 
 
+#: The bytes ``residuals="auto"`` lets one call's residuals take, by the
+#: platform it is traced on (``jax.default_backend()``), when the caller
+#: gives no ``residual_budget``: host memory is plentiful, an accelerator's
+#: is shared with the model and every other layer's activations.
+DEFAULT_RESIDUAL_BUDGET: dict[str, int] = {"cpu": 2 * 2**30, "gpu": 2**30, "tpu": 2**30}
+
+
+def residual_bytes(cell: Any, num_steps: int, batch_size: int, dtype: Any = None) -> dict[str, int]:
+    """What each residual policy keeps for the backward pass, in bytes.
+
+    ``"gates"`` keeps the state and both projections at every step (an
+    additive cell: their sum), ``T·B·(S + 2·G·H)``; ``"states"`` the state,
+    ``T·B·S``; ``S`` is the state's size (``2·H`` for an LSTM) and the
+    itemsize that of the state (:func:`~jaxrnn.cells.accumulation_dtype`).
+
+    Example:
+      >>> import jaxrnn as jr
+      >>> from jaxrnn.kernels import residual_bytes
+      >>> residual_bytes(jr.LSTM(128), num_steps=1000, batch_size=8)
+      {'gates': 24576000, 'states': 8192000}
+    """
+    itemsize = jnp.dtype(accumulation_dtype(dtype or jnp.float32)).itemsize
+    state = sum(
+        leaf.shape[-1]
+        for leaf in jax.tree_util.tree_leaves(jax.eval_shape(lambda: cell.initial_state((1,))))
+    )
+    gates = cell.num_gates * cell.hidden_size * (1 if cell.additive else 2)
+    per_step = batch_size * itemsize
+    return {
+        "gates": num_steps * per_step * (state + gates),
+        "states": num_steps * per_step * state,
+    }
+
+
+def residual_policy(
+    cell: Any, num_steps: int, batch_size: int, dtype: Any = None, budget: int | None = None
+) -> str | int:
+    """The policy ``residuals="auto"`` takes: the fastest that fits ``budget``.
+
+    ``"gates"`` (the fastest backward: nothing recomputed) when its
+    residuals fit, else ``"states"`` (one GEMM per chunk recomputed), else
+    ``K``, every K-th state, with the smallest ``K`` that fits (each chunk's
+    forward recomputed). ``budget`` is in bytes; ``None`` takes
+    :data:`DEFAULT_RESIDUAL_BUDGET` for the platform being traced on.
+
+    Example:
+      >>> import jaxrnn as jr
+      >>> from jaxrnn.kernels import residual_policy
+      >>> residual_policy(jr.LSTM(128), 1000, 8)
+      'gates'
+      >>> residual_policy(jr.LSTM(128), 1000, 8, budget=10 * 2**20)
+      'states'
+      >>> residual_policy(jr.LSTM(128), 1000, 8, budget=2**20)
+      8
+    """
+    if budget is None:
+        budget = DEFAULT_RESIDUAL_BUDGET.get(jax.default_backend(), 2**30)
+    sizes = residual_bytes(cell, num_steps, batch_size, dtype)
+    if sizes["gates"] <= budget:
+        return "gates"
+    if sizes["states"] <= budget:
+        return "states"
+    return int(min(num_steps, max(2, -(-sizes["states"] // max(budget, 1)))))
+
+
 def make_options(
     num_steps: int,
     batch_size: int,

@@ -34,7 +34,7 @@ from .._sharding import vary, varying_axes_of
 from ..cells import Cell, accumulation_dtype
 from . import _pallas
 from ._backward import Residuals, backward
-from ._chunks import make_options
+from ._chunks import make_options, residual_policy
 from ._forward import forward
 from ._loops import XLA, InnerLoops
 from ._pallas import check_cell, loops_for, pallas_applies
@@ -80,12 +80,13 @@ def fused_rnn(
     seq_lengths: Array | None,
     *,
     time_major: bool,
-    residuals: Any = "states",
+    residuals: Any = "auto",
     bptt_clip: Any = None,
     precision: Any = None,
     unroll: Any = 1,
     probe: Any = None,
     loops: InnerLoops = XLA,
+    residual_budget: int | None = None,
 ) -> tuple[Any, Array]:
     """The fused kernel on ``xs (T, B, I)`` (time-major) or ``(B, T, I)``.
 
@@ -121,11 +122,15 @@ def fused_rnn(
 
     def run(params, xs, *rest):
         # The options see this device's batch (under shard_map, its shard).
+        batch = xs.shape[1 - time_axis]
+        policy = residuals
+        if residuals == "auto":
+            policy = residual_policy(cell, num_steps, batch, params.w_hh.dtype, residual_budget)
         opts = make_options(
             num_steps,
-            xs.shape[1 - time_axis],
+            batch,
             time_axis,
-            residuals,
+            policy,
             seq_lengths is not None,
             bptt_clip is not None,
             precision,
