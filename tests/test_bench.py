@@ -50,7 +50,7 @@ def tiny_run(bptt, tmp_path_factory):
 
     bptt.runners.flax_apply = wrong
     try:
-        code = bptt.main([*TINY, "--impls", "fused-states,flax,cudnn", "--out", str(out)])
+        code = bptt.main([*TINY, "--impls", "fused-default,fused-states,flax,cudnn", "--out", str(out)])
     finally:
         bptt.runners.flax_apply = right
     return code, out, json.loads((out / "results.json").read_text())
@@ -64,16 +64,20 @@ def test_outputs_hold_finite_numbers(tiny_run):
     assert meta["command"].startswith("python -m benchmarks.bptt --cells lstm")
     assert {"jax", "flax", "jaxrnn"} <= set(meta["versions"])
     assert math.isfinite(meta["gemm_peak"]["gflops"]) and meta["gemm_peak"]["gflops"] > 0
-    (row,) = [r for r in result["rows"] if r["impl"] == "fused-states"]
-    assert row["status"] == "ok"
-    assert row["check"]["max_rel_err"] <= row["check"]["tolerance"]
-    for which in ("fwd", "fwdbwd"):
-        stats = row[which]
-        for key in ("seconds", "us_per_step", "tokens_per_s", "gflops", "peak_share"):
-            assert math.isfinite(stats[key]) and stats[key] > 0, (which, key)
-        assert stats["temp_bytes"] >= 0
+    assert meta["loss"] == "readout"
+    for impl in ("fused-default", "fused-states"):
+        (row,) = [r for r in result["rows"] if r["impl"] == impl]
+        assert row["status"] == "ok"
+        assert row["check"]["max_rel_err"] <= row["check"]["tolerance"]
+        for which in ("fwd", "fwdbwd"):
+            stats = row[which]
+            for key in ("seconds", "median_seconds", "us_per_step", "tokens_per_s", "gflops", "peak_share"):
+                assert math.isfinite(stats[key]) and stats[key] > 0, (which, key)
+            assert stats["seconds"] == min(stats["samples"]) <= stats["median_seconds"]
+            assert stats["temp_bytes"] >= 0
     md = (out / "results.md").read_text()
-    assert "| lstm | 8 | 2 | 4 | fused-states |" in md
+    assert "| lstm | 8 | 2 | 4 | 4 | fused-states |" in md and "| lstm | 8 | 2 | 4 | 4 | fused-default |" in md
+    assert "Loss (readout)" in md
 
 
 def test_a_wrong_implementation_is_caught_and_not_timed(tiny_run):
@@ -162,7 +166,8 @@ def test_default_output_is_under_the_current_folder(bptt, tmp_path, monkeypatch)
 def test_pallas_rows_gpu_grid_and_cpu_skip(bptt):
     """The GPU grid holds pallas rows at T=1000, B in {16, 64}, H in {128, 256, 512}
     (Triton-refused shapes skipped with the reason); on a CPU the pallas rows
-    are skipped unless asked for. Plans only: nothing is run."""
+    are skipped unless asked for; the cpu-targets grid has the targets' sizes.
+    Plans only: nothing is run."""
     args = bptt.cli.parse_args(["--grid", "gpu"])
     assert {"pallas-states", "pallas-gates", "fused-states", "scan", "flax", "torch", "cudnn"} <= set(args.impls)
     cases = bptt.grid_cases(args.cells, args.T, args.sizes, args.grid)
@@ -178,3 +183,59 @@ def test_pallas_rows_gpu_grid_and_cpu_skip(bptt):
     assert bptt.plan("pallas-states", case, "fp32", "cpu", full=False, pallas_cpu=True).mode == "time"
     assert bptt.cli.parse_args(["--impls", "pallas-gates"]).pallas_cpu
     assert bptt.cli.parse_args(["--pallas-interpret"]).pallas_cpu and not bptt.cli.parse_args([]).pallas_cpu
+    args = bptt.cli.parse_args(["--grid", "cpu-targets"])
+    assert args.impls[0] == "fused-default" and args.torch_threads == 2 and args.T == (1000,)
+    cases = bptt.grid_cases(args.cells, args.T, args.sizes, args.grid)
+    assert {(c.cell, c.B, c.I, c.H) for c in cases} == {
+        ("lstm", 8, 32, 128), ("lstm", 32, 32, 128), ("lstm", 64, 256, 256), ("gru", 8, 32, 128), ("gru", 32, 32, 128)}
+
+
+def test_interleaved_rounds_rotate_within_the_budget(bptt):
+    """Every implementation runs once per round, fwd then fwd+bwd, in an order
+    that rotates between rounds; a measurement slower than the budget allows
+    takes fewer rounds, and one slower than the whole budget is its first call."""
+    now, log = [0.0], []
+    cost = {"a": 1.0, "b": 2.0, "c": 3.0, "slow": 100.0}
+
+    def call(impl, name):
+        def fn():
+            log.append((impl, name))
+            now[0] += cost[impl] + len(log) % 3  # noise: 0, 1 or 2 s more
+        return fn
+
+    calls = {i: {"fwd": call(i, "fwd"), "fwdbwd": call(i, "fwdbwd")} for i in ("a", "b", "c")}
+    calls["slow"] = {"fwdbwd": call("slow", "fwdbwd")}
+    firsts = {i: {name: cost[i] for name in calls[i]} for i in calls}
+    firsts["c"]["fwdbwd"] = 5.0  # 10 s of budget: two calls
+    samples, failed = bptt.time_interleaved(calls, firsts, repeats=3, budget=10.0, clock=lambda: now[0])
+    assert not failed
+    both = lambda i: [(i, "fwd"), (i, "fwdbwd")]
+    assert log == [  # round by round; "slow" is in the rotation but takes no round
+        *both("a"), *both("b"), *both("c"),
+        *both("b"), *both("c"), *both("a"),
+        ("c", "fwd"), *both("a"), *both("b"),
+    ]
+    assert [len(samples[i]["fwd"]) for i in "abc"] == [3, 3, 3] and len(samples["c"]["fwdbwd"]) == 2
+    assert samples["slow"]["fwdbwd"] == [100.0]  # its first call, no more
+    assert ("slow", "fwdbwd") not in log
+    assert all(s >= cost[i] for i in "abc" for s in samples[i]["fwd"])
+    assert bptt.rotation(["a", "b", "c"], 4) == ["b", "c", "a"]
+
+
+def test_readout_loss_is_the_same_for_every_impl(bptt):
+    """The default loss, a readout and squared error, gives the reference's
+    value and gradients through jaxrnn's default call, Flax and PyTorch."""
+    case = bptt.Case("gru", 6, 2, 4, 3)
+    inputs = bptt.make_inputs(case, jnp.float32)
+    assert inputs.loss == "readout" and [w.shape for w in inputs.weights] == [(4, 1), (2, 6, 1)]
+    ref = bptt.reference(case, inputs, "cpu")
+    ys = ref.fwd[1]
+    want = np.mean((ys @ np.asarray(inputs.weights[0], np.float64) - np.asarray(inputs.weights[1])) ** 2)
+    np.testing.assert_allclose(ref.fwdbwd[0], want, rtol=1e-5)
+    impls = ["fused-default", "flax"] + (["torch"] if bptt.grid.torch_or_none() is not None else [])
+    for impl in impls:
+        runner = bptt.build(impl, case, inputs, ("fwd", "fwdbwd"), K=2, torch_threads=1)
+        _, failure = bptt.check(runner, {"fwd": runner.fwd(), "fwdbwd": runner.fwdbwd()}, ref, 1e-5)
+        assert failure is None, (impl, failure)
+    linear = bptt.make_inputs(case, jnp.float32, loss="linear")
+    assert [w.shape for w in linear.weights] == [(2, 6, 4)]

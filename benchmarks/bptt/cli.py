@@ -20,33 +20,35 @@ import jax
 
 from .check import Reference, reference
 from .grid import (
-    CELLS, DEFAULT_SIZES, DEFAULT_T, DTYPES, GPU_GRID, IMPLS, PALLAS_IMPLS, QUICK, Case, Plan, grid_cases, plan,
+    CELLS, CPU_TARGETS_GRID, DEFAULT_SIZES, DEFAULT_T, DTYPES, GPU_GRID, GRIDS, IMPLS, PALLAS_IMPLS, QUICK, Case, Plan,
+    Size, grid_cases, plan,
 )
-from .report import add_ratios, cpu_name, markdown, plots, versions, write_docs
-from .run import run_one
-from .runners import Inputs, abstract_inputs, make_inputs
+from .report import LOSS_TEXT, TIMING_TEXT, add_ratios, cpu_name, markdown, plots, versions, write_docs
+from .run import Prepared, new_row, prepare, time_case
+from .runners import LOSSES, Inputs, abstract_inputs, make_inputs
 from .timing import gemm_peak
 
 try:
     from tqdm import tqdm
-except ImportError:  # the bench extra installs it; run without a bar otherwise
-
-    def tqdm(iterable, **_):  # type: ignore[no-redef]
-        return iterable
+except ImportError:  # the bench extra installs it; progress is printed otherwise
+    tqdm = None
 
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(t) for t in text.split(",") if t)
 
 
-def _sizes(text: str) -> tuple[tuple[int, int], ...]:
+def _sizes(text: str) -> tuple[Size, ...]:
     out = []
     for item in text.split(","):
         try:
-            b, h = item.lower().split("x")
-            out.append((int(b), int(h)))
+            size = tuple(int(n) for n in item.lower().split("x"))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"--sizes takes BxH pairs like 8x128,64x256, got {item!r}") from None
+            size = ()
+        if len(size) not in (2, 3) or min(size) < 1:
+            raise argparse.ArgumentTypeError(
+                f"--sizes takes BxH (input size I = H) or BxIxH, like 8x128,64x256,8x32x128, got {item!r}")
+        out.append(size)
     return tuple(out)
 
 
@@ -69,21 +71,31 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cells", type=_names(tuple(CELLS), "--cells"), default=tuple(CELLS), help="comma-separated cells")
     p.add_argument("--T", type=_ints, default=DEFAULT_T, help="comma-separated sequence lengths")
-    p.add_argument("--sizes", type=_sizes, default=DEFAULT_SIZES, help="comma-separated BxH, e.g. 8x128,64x256")
+    p.add_argument("--sizes", type=_sizes, default=DEFAULT_SIZES,
+                   help="comma-separated BxH (input size I = H) or BxIxH, e.g. 8x128,64x256,8x32x128")
     p.add_argument("--impls", type=_names(IMPLS, "--impls"), default=None,
                    help=f"comma-separated implementations (default: all of {','.join(IMPLS)})")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
-    p.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (median)")
-    p.add_argument("--budget", type=float, default=5.0, help="seconds of timed calls per measurement at most")
+    p.add_argument("--loss", choices=LOSSES, default=LOSSES[0],
+                   help="the fwd+bwd loss: readout = mean((ys @ w_out - target)**2), w_out (H, 1), fixed random "
+                        "(what training runs: nonlinear in the outputs); linear = sum(ys * w), w fixed random")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="timing rounds: each runs every implementation of a case once, in a rotating order; "
+                        "the best (min) and the median over rounds are reported")
+    p.add_argument("--budget", type=float, default=5.0,
+                   help="seconds of timed calls per measurement at most (fewer rounds for a slower one)")
     p.add_argument("--check-steps", type=int, default=10000, help="check longer runs at this T")
     p.add_argument("--rtol", type=float, default=None, help="relative L2 tolerance of the check (default: by dtype and device)")
     p.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default benchmarks/results/bptt-<time>)")
     p.add_argument("--quick", action="store_true", help="a small grid: lstm; T=100,1000; 8x64; 3 repeats")
     p.add_argument("--full", action="store_true", help="time every combination (no skipping of long/large ones)")
-    p.add_argument("--grid", choices=("default", "gpu"), default="default",
+    p.add_argument("--grid", choices=GRIDS, default="default",
                    help="gpu: the prepared GPU grid (lstm,gru; T=1000 at B in 16,64 x H in 128,256,512, T=10000 at "
                         "16x128,64x128; pallas-states,pallas-gates,fused-states,scan,flax,torch,cudnn; 5 repeats, "
-                        "--budget 1); other options still override it. benchmarks/gpu.sh runs it for fp32 and bf16")
+                        "--budget 1); benchmarks/gpu.sh runs it for fp32 and bf16. cpu-targets: the CPU speed "
+                        "targets' sizes (T=1000; lstm at 8x32x128, 32x32x128, 64x256x256, gru at 8x32x128, "
+                        "32x32x128; fused-default,fused-gates,fused-states,flax,torch; --torch-threads 2, "
+                        "5 repeats, --budget 12). Other options still override a grid's settings")
     p.add_argument("--pallas-interpret", action="store_true",
                    help="time the pallas-* rows on a CPU too (the Pallas interpreter: exact, very slow); "
                         "naming them in --impls does the same")
@@ -108,7 +120,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser().parse_args(argv)
     args.impls_named = args.impls is not None
     defaults = parser().parse_args([])
-    for preset, on in ((QUICK, args.quick), (GPU_GRID, args.grid == "gpu")):
+    for preset, on in ((QUICK, args.quick), (GPU_GRID, args.grid == "gpu"),
+                       (CPU_TARGETS_GRID, args.grid == "cpu-targets")):
         for key, value in preset.items() if on else ():
             if getattr(args, key) == getattr(defaults, key):
                 setattr(args, key, value)
@@ -153,7 +166,7 @@ def list_grid(tasks: list[tuple[Case, str, Plan]], args: argparse.Namespace, bac
     print(f"grid {args.grid!r}, dtype {args.dtype}, planned as on {backend}: {len(tasks)} rows")
     for case, impl, p in tasks:
         what = {"time": "time " + "+".join(p.passes), "memory": "memory only", "skip": "skip"}[p.mode]
-        print(f"  {case.label():<28} {impl:<14} {what}" + (f": {p.reason}" if p.reason else ""))
+        print(f"  {case.label():<34} {impl:<14} {what}" + (f": {p.reason}" if p.reason else ""))
     counts = {m: sum(p.mode == m for _, _, p in tasks) for m in ("time", "memory", "skip")}
     print(f"{counts['time']} timed, {counts['memory']} memory only, {counts['skip']} skipped")
 
@@ -163,27 +176,28 @@ PALLAS_REFUSED = 'impl="pallas" cannot run here: '
 
 
 def error_row(case: Case, impl: str, e: Exception) -> dict[str, Any]:
-    return {"cell": case.cell, "T": case.T, "B": case.B, "H": case.H, "I": case.I, "impl": impl,
-            "residuals": None, "status": "error", "reason": f"{type(e).__name__}: {e}"[:500],
-            "check": None, "fwd": None, "fwdbwd": None, "grad_temp_bytes": None}
+    return new_row(impl, case, "error", f"{type(e).__name__}: {e}"[:500])
 
 
 def run_grid(tasks: list[tuple[Case, str, Plan]], args: argparse.Namespace, backend: str,
              peak_gflops: float, deadline: float | None = None) -> list[dict[str, Any]]:
-    """The rows of ``tasks``, in order; inputs are made once per case, and
-    references once per case (the short ones the checks of long runs use are kept)."""
+    """The rows of ``tasks``, in order, one case at a time: every row of the
+    case is compiled and checked first, then the checked ones are timed
+    together in interleaved rounds (:func:`.run.time_case`). Inputs are made
+    once per case, and references once per case (the short ones the checks of
+    long runs use are kept)."""
     dtype = DTYPES[args.dtype]
     rows: list[dict[str, Any]] = []
     current: dict[str, Any] = {}
     refs: dict[Case, Reference] = {}
 
     def inputs_for(case: Case) -> Inputs:
-        return make_inputs(case, dtype)
+        return make_inputs(case, dtype, loss=args.loss)
 
     def case_inputs(case: Case, p: Plan) -> Inputs:
         """This case's arrays, made once per case; shapes only for memory-only rows."""
         if p.mode == "memory":
-            return abstract_inputs(case, dtype)
+            return abstract_inputs(case, dtype, args.loss)
         if current.get("inputs") is None:
             current["inputs"] = inputs_for(case)
         return current["inputs"]
@@ -194,31 +208,75 @@ def run_grid(tasks: list[tuple[Case, str, Plan]], args: argparse.Namespace, back
             refs[case] = reference(case, current["inputs"] if same else inputs_for(case), backend)
         return refs[case]
 
-    bar = tqdm(tasks, desc="bptt", unit="run", dynamic_ncols=True)
-    for case, impl, p in bar:
-        if current.get("case") != case:
-            for old in [c for c in refs if c.T != args.check_steps]:
-                del refs[old]  # keep the short-sequence references the checks of long runs reuse
-            current = {"case": case, "inputs": None}
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(f"{impl} {case.label()}")
+    def prepared_row(case: Case, impl: str, p: Plan) -> Prepared:
         if p.mode != "skip" and deadline is not None and time.monotonic() > deadline:
             p = Plan("skip", f"not reached within --time-limit {args.time_limit:g} s")
         try:
             inputs = None if p.mode == "skip" else case_inputs(case, p)
-            row = run_one(impl, case, p, inputs, ref, inputs_for, args, backend, peak_gflops)
+            return prepare(impl, case, p, inputs, ref, inputs_for, args, backend)
         except ValueError as e:
             if impl in PALLAS_IMPLS and PALLAS_REFUSED in str(e):  # refused when lowered: a skip, not a failure
                 reason = str(e).split(PALLAS_REFUSED, 1)[1].splitlines()[0]
-                row = run_one(impl, case, Plan("skip", reason), None, ref, inputs_for, args, backend, peak_gflops)
-            else:
-                row = error_row(case, impl, e)
+                return prepare(impl, case, Plan("skip", reason), None, ref, inputs_for, args, backend)
+            return Prepared(error_row(case, impl, e))
         except Exception as e:  # noqa: BLE001 (report and go on: one broken peer must not sink a long run)
-            row = error_row(case, impl, e)
-        if row["status"] in ("check failed", "error"):
-            print(f"\n{impl} at {case.label()}: {row['status']}: {row['reason']}", file=sys.stderr)
-        rows.append(row)
+            return Prepared(error_row(case, impl, e))
+
+    cases: dict[Case, list[tuple[str, Plan]]] = {}
+    for case, impl, p in tasks:
+        cases.setdefault(case, []).append((impl, p))
+    bar = progress_bar(len(tasks))
+    for case, items in cases.items():
+        for old in [c for c in refs if c.T != args.check_steps]:
+            del refs[old]  # keep the short-sequence references the checks of long runs reuse
+        current = {"case": case, "inputs": None}
+        prepared = []
+        for impl, p in items:
+            if p.mode != "skip":
+                bar.set_postfix_str(f"compile, check {impl} {case.label()}")
+            q = prepared_row(case, impl, p)
+            prepared.append(q)
+            if q.runner is None:
+                bar.update(1)  # done: skipped, memory only, failed
+        waiting = sum(q.runner is not None for q in prepared)
+        if waiting:
+            def progress(k: int, n: int, label: str = case.label(), waiting: int = waiting) -> None:
+                bar.set_postfix_str(f"time {label}: round {k + 1}/{n} of {waiting} impls")
+
+            try:
+                time_case(prepared, case, args, peak_gflops, progress)
+            except Exception as e:  # noqa: BLE001 (as above)
+                for q in prepared:
+                    if q.runner is not None:
+                        q.row, q.runner = error_row(case, q.row["impl"], e), None
+            bar.update(waiting)
+        for q in prepared:
+            row = q.row
+            if row["status"] in ("check failed", "error"):
+                print(f"\n{row['impl']} at {case.label()}: {row['status']}: {row['reason']}", file=sys.stderr)
+            rows.append(row)
+        current = {}
+    bar.close()
     return rows
+
+
+def progress_bar(total: int) -> Any:
+    """A tqdm bar over the rows (the postfix says what runs now), or printed
+    lines where tqdm is not installed."""
+    if tqdm is not None:
+        return tqdm(total=total, desc="bptt", unit="row", dynamic_ncols=True)
+
+    class Lines:
+        def set_postfix_str(self, text: str) -> None:
+            print(f"bptt: {text}", flush=True)
+
+        def update(self, n: int) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    return Lines()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
 
     machine, kind = describe_machine(backend)
     peak = gemm_peak(DTYPES[args.dtype], args.peak_size or (2048 if backend == "cpu" else 8192))
-    print(f"{machine}\nGEMM peak ({peak['n']}x{peak['n']} {peak['dtype']}): {peak['gflops']:.1f} GFLOP/s", flush=True)
+    print(f"{machine}\nGEMM peak ({peak['n']}x{peak['n']} {peak['dtype']}): {peak['gflops']:.1f} GFLOP/s\n"
+          f"loss ({args.loss}): {LOSS_TEXT[args.loss]}", flush=True)
     deadline = None if args.time_limit is None else start + args.time_limit
     rows = run_grid(plan_grid(args, backend), args, backend, peak["gflops"], deadline)
     add_ratios(rows)
@@ -258,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         "backend": backend,
         "versions": versions(),
         "dtype": args.dtype,
+        "loss": args.loss,
+        "loss_text": LOSS_TEXT[args.loss],
+        "timing": TIMING_TEXT,
         "date": f"{stamp:%Y-%m-%d %H:%M} UTC",
         "gemm_peak": peak,
         "args": {k: (str(v) if isinstance(v, pathlib.Path) else v) for k, v in vars(args).items()},

@@ -17,6 +17,7 @@ import jaxrnn as jr
 CELLS: dict[str, Callable[[int], jr.Cell]] = {name: jr.cells.NAMED_CELLS[name] for name in ("lstm", "gru", "tanh")}
 GATES = {"lstm": 4, "gru": 3, "tanh": 1}
 IMPLS = (
+    "fused-default",
     "fused-gates",
     "fused-states",
     "fused-ckpt",
@@ -34,6 +35,7 @@ DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 DEFAULT_T = (100, 1000, 10000, 100000)
 DEFAULT_SIZES = ((8, 128), (32, 128), (64, 256), (64, 512))
 QUICK = {"cells": ("lstm",), "T": (100, 1000), "sizes": ((8, 64),), "repeats": 3}
+Size = tuple[int, ...]  # (B, H), input size I = H; or (B, I, H)
 SMALL = (8, 128)  # sizes up to B*H = 8*128 run at T >= 10000 in the default grid
 PALLAS_IMPLS = ("pallas-gates", "pallas-states", "pallas-ckpt")
 #: why ``pallas-*`` rows are skipped on a CPU unless asked for (see :func:`plan`)
@@ -56,17 +58,38 @@ GPU_GRID: dict[str, Any] = {
 }
 GPU_LONG = {10000: ((16, 128), (64, 128))}  # T >= 10000: only these sizes
 
+# The CPU targets' sizes (``--grid cpu-targets``): T=1000, the speed targets'
+# sizes with the inputs users feed them (I=32 at H=128), the defaults
+# (fused-default) beside the named policies, Flax and PyTorch on 2 threads.
+# About 3-5 minutes on 2 idle cores.
+CPU_TARGETS_GRID: dict[str, Any] = {
+    "cells": ("lstm", "gru"),
+    "T": (1000,),
+    "sizes": ((8, 32, 128), (32, 32, 128), (64, 256, 256)),
+    "impls": ("fused-default", "fused-gates", "fused-states", "flax", "torch"),
+    "repeats": 5,
+    "budget": 12.0,
+    "torch_threads": 2,
+}
+CPU_TARGETS_ONLY = {"gru": ((8, 32, 128), (32, 32, 128))}  # cells with fewer sizes in that grid
+GRIDS = ("default", "gpu", "cpu-targets")
 
-def grid_cases(cells: tuple[str, ...], Ts: tuple[int, ...], sizes: tuple[tuple[int, int], ...],
+
+def grid_cases(cells: tuple[str, ...], Ts: tuple[int, ...], sizes: tuple[Size, ...],
                grid: str = "default") -> list["Case"]:
     """The cases of a grid, in the order they run: cell, then T, then size;
-    the GPU grid runs T outermost and keeps only :data:`GPU_LONG` sizes at long T."""
-    if grid != "gpu":
-        return [Case(c, T, B, H) for c in cells for T in Ts for B, H in sizes]
-    return [
-        Case(c, T, B, H) for T in Ts for c in cells for B, H in sizes
-        if T not in GPU_LONG or (B, H) in GPU_LONG[T]
-    ]
+    the GPU grid runs T outermost and keeps only :data:`GPU_LONG` sizes at long T;
+    the cpu-targets grid keeps only :data:`CPU_TARGETS_ONLY` sizes for those cells.
+    A size is ``(B, H)`` (input size I = H) or ``(B, I, H)``."""
+    if grid == "gpu":
+        return [
+            Case.of(c, T, size) for T in Ts for c in cells for size in sizes
+            if T not in GPU_LONG or (size[0], size[-1]) in GPU_LONG[T]
+        ]
+    if grid == "cpu-targets":
+        return [Case.of(c, T, size) for c in cells for T in Ts for size in sizes
+                if c not in CPU_TARGETS_ONLY or tuple(size) in CPU_TARGETS_ONLY[c]]
+    return [Case.of(c, T, size) for c in cells for T in Ts for size in sizes]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,13 +98,25 @@ class Case:
     T: int
     B: int
     H: int
+    input_size: int | None = None  # None: I = H
+
+    def __post_init__(self) -> None:
+        if self.input_size == self.H:  # one spelling per case: (B, H, H) is (B, H)
+            object.__setattr__(self, "input_size", None)
+
+    @classmethod
+    def of(cls, cell: str, T: int, size: Size) -> Case:
+        """The case of ``size``: ``(B, H)`` or ``(B, I, H)``."""
+        B, *I, H = size
+        return cls(cell, T, B, H, *I)
 
     @property
     def I(self) -> int:
-        return self.H
+        return self.H if self.input_size is None else self.input_size
 
     def label(self) -> str:
-        return f"{self.cell} T={self.T} B={self.B} H={self.H}"
+        inputs = "" if self.input_size is None else f" I={self.I}"
+        return f"{self.cell} T={self.T} B={self.B}{inputs} H={self.H}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +181,7 @@ def availability(impl: str, case: Case, dtype: str, backend: str) -> str | None:
     return None
 
 
-MEMORY_IMPLS = ("fused-gates", "fused-states", "fused-ckpt", "scan")  # compiled where not timed
+MEMORY_IMPLS = ("fused-default", "fused-gates", "fused-states", "fused-ckpt", "scan")  # compiled where not timed
 
 
 def plan(impl: str, case: Case, dtype: str, backend: str, full: bool, pallas_cpu: bool = False) -> Plan:

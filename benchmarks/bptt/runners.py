@@ -17,42 +17,75 @@ import jaxrnn as jr
 
 from .grid import CELLS, IMPLS, Case, checkpoint_every, torch_or_none
 
+#: the losses of the fwd+bwd pass (``--loss``), the first the default
+LOSSES = ("readout", "linear")
+READOUT_SIZE = 1  # O: the readout's outputs per step (w_out is (H, O))
+
+
 @dataclasses.dataclass
 class Inputs:
     cell: jr.Cell
     params: Any  # jaxrnn params in the run's dtype
     xs: jax.Array  # (B, T, I), the run's dtype
-    w: jax.Array  # (B, T, H) float32: the loss weights
+    loss: str  # one of LOSSES
+    weights: tuple[jax.Array, ...]  # float32, fixed random: readout (w_out (H, O), target (B, T, O)); linear (w (B, T, H),)
 
     def as_float32(self) -> "Inputs":
         f32 = functools.partial(jax.tree_util.tree_map, lambda a: a.astype(jnp.float32))
-        return Inputs(self.cell, f32(self.params), f32(self.xs), self.w)
+        return Inputs(self.cell, f32(self.params), f32(self.xs), self.loss, self.weights)
 
 
-def make_inputs(case: Case, dtype: Any, seed: int = 0) -> Inputs:
+def loss_shapes(case: Case, loss: str) -> tuple[tuple[int, ...], ...]:
+    """The shapes of :attr:`Inputs.weights` for ``loss``."""
+    if loss == "readout":
+        return (case.H, READOUT_SIZE), (case.B, case.T, READOUT_SIZE)
+    if loss == "linear":
+        return ((case.B, case.T, case.H),)
+    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+
+
+def make_inputs(case: Case, dtype: Any, seed: int = 0, loss: str = "readout") -> Inputs:
     cell = CELLS[case.cell](case.H)
     key = jax.random.PRNGKey(seed)
     k_p, k_x, k_w = jax.random.split(key, 3)
     params = jax.tree_util.tree_map(lambda a: a.astype(dtype), cell.init(k_p, case.I))
     xs = jax.random.normal(k_x, (case.B, case.T, case.I), jnp.float32).astype(dtype)
-    w = jax.random.normal(k_w, (case.B, case.T, case.H), jnp.float32)
-    return Inputs(cell, params, xs, w)
+    shapes = loss_shapes(case, loss)
+    keys = (k_w,) if len(shapes) == 1 else jax.random.split(k_w, len(shapes))
+    weights = tuple(jax.random.normal(k, shape, jnp.float32) for k, shape in zip(keys, shapes))
+    if loss == "readout":  # w_out ~ N(0, 1/H): predictions of order one, like the targets
+        weights = (weights[0] / np.sqrt(case.H), weights[1])
+    return Inputs(cell, params, xs, loss, weights)
 
 
-def abstract_inputs(case: Case, dtype: Any) -> Inputs:
+def abstract_inputs(case: Case, dtype: Any, loss: str = "readout") -> Inputs:
     """Shapes and dtypes of :func:`make_inputs`, for compiling without data."""
     cell = CELLS[case.cell](case.H)
     params = jax.eval_shape(
         lambda k: jax.tree_util.tree_map(lambda a: a.astype(dtype), cell.init(k, case.I)), jax.random.PRNGKey(0)
     )
     xs = jax.ShapeDtypeStruct((case.B, case.T, case.I), jnp.dtype(dtype))
-    w = jax.ShapeDtypeStruct((case.B, case.T, case.H), jnp.dtype(jnp.float32))
-    return Inputs(cell, params, xs, w)
+    weights = tuple(jax.ShapeDtypeStruct(shape, jnp.dtype(jnp.float32)) for shape in loss_shapes(case, loss))
+    return Inputs(cell, params, xs, loss, weights)
 
 
-def loss_of(ys: jax.Array, w: jax.Array) -> jax.Array:
-    return jnp.sum(ys.astype(jnp.float32) * w)
+def loss_of(loss: str, ys: jax.Array, weights: tuple[jax.Array, ...]) -> jax.Array:
+    """The scalar loss of the outputs ``ys`` (B, T, H), in float32.
 
+    ``"readout"`` (the default): a linear readout and squared error,
+    ``mean((ys @ w_out - target)**2)``, what training runs: its gradient with
+    respect to ``ys`` depends on ``ys``. ``"linear"``: ``sum(ys * w)``, linear
+    in the outputs, so its gradient is the constant ``w``.
+    """
+    ys = ys.astype(jnp.float32)
+    if loss == "linear":
+        (w,) = weights
+        return jnp.sum(ys * w)
+    w_out, target = weights
+    # HIGHEST: the same float32 readout on every device (no TF32 on a GPU);
+    # O = READOUT_SIZE columns, a small cost beside the recurrence.
+    pred = jnp.einsum("bth,ho->bto", ys, w_out, precision=jax.lax.Precision.HIGHEST)
+    return jnp.mean(jnp.square(pred - target))
 
 
 @dataclasses.dataclass
@@ -112,10 +145,10 @@ def jax_runner(
     gradient alone (``jax.grad``, no loss value) is compiled too, for its
     memory only (``temp_bytes["grad"]``)."""
 
-    def loss(p, x, w):
-        return loss_of(apply(p, x)[1], w)
+    def loss(p, x, weights):
+        return loss_of(inputs.loss, apply(p, x)[1], weights)
 
-    args = (native, inputs.xs, inputs.w)
+    args = (native, inputs.xs, inputs.weights)
     fns = {"fwd": (apply, args[:2]), "fwdbwd": (jax.value_and_grad(loss, argnums=(0, 1)), args)}
     calls: dict[str, Any] = {"fwd": None, "fwdbwd": None}
     compile_s, temp = {}, {}
@@ -134,6 +167,16 @@ def jax_runner(
         compile_s=compile_s,
         temp_bytes=temp,
     )
+
+
+def jaxrnn_default_apply(cell: jr.Cell) -> Callable:
+    """``jr.rnn(cell, params, xs)``: no impl, no residuals, what a user writes
+    first (whatever defaults this jaxrnn has)."""
+
+    def apply(params, xs):
+        return jr.rnn(cell, params, xs)
+
+    return apply
 
 
 def jaxrnn_apply(cell: jr.Cell, impl: str, residuals: Any, precision: Any) -> Callable:
@@ -214,6 +257,8 @@ def build_jax(
     cell, params = inputs.cell, inputs.params
     run = functools.partial(jax_runner, inputs=inputs, passes=passes, execute=execute, grad_memory=grad_memory)
     same = lambda g: g
+    if impl == "fused-default":
+        return run(jaxrnn_default_apply(cell), params, from_native_grads=same)
     if impl.startswith(("fused-", "pallas-")):
         # pallas-*: the same engine and residual policy, each chunk's
         # recurrence one Pallas kernel (a shape the kernel refuses raises a
@@ -254,7 +299,7 @@ def build_torch(case: Case, inputs: Inputs, passes: tuple[str, ...], threads: in
     module.load_state_dict({k: torch.from_numpy(np.array(v, np.float32)) for k, v in state_dict.items()})
     module = module.to(device=device, dtype=tdtype)
     x = torch.from_numpy(np.array(f32.xs)).to(device=device, dtype=tdtype)
-    w = torch.from_numpy(np.array(inputs.w)).to(device)
+    weights = [torch.from_numpy(np.array(a)).to(device) for a in inputs.weights]
     x_grad = x.clone().requires_grad_(True)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     if device == "cuda":
@@ -273,8 +318,11 @@ def build_torch(case: Case, inputs: Inputs, passes: tuple[str, ...], threads: in
     def fwdbwd():
         module.zero_grad(set_to_none=True)
         x_grad.grad = None
-        ys = module(x_grad)[0]
-        loss = (ys.float() * w).sum()
+        ys = module(x_grad)[0].float()
+        if inputs.loss == "linear":
+            loss = (ys * weights[0]).sum()
+        else:  # readout: the float32 matmul of loss_of (torch uses no TF32 for it by default)
+            loss = ((ys @ weights[0] - weights[1]) ** 2).mean()
         loss.backward()
         sync()
         grads = {name: p.grad for name, p in module.named_parameters()}
