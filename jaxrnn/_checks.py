@@ -145,10 +145,13 @@ def sequence(
     time_major: bool = False,
     input_size: int | None = None,
     dtype: Any = None,
+    promotable: bool = False,
 ) -> None:
     """Checks a sequence of inputs: a floating array ``(*batch, time, features)``
     (``(time, *batch, features)`` when ``time_major``), with ``input_size``
-    features and the params' ``dtype`` when those are given."""
+    features and the params' ``dtype`` when those are given. ``promotable``
+    also admits integer and boolean arrays (the Flax layers promote them to
+    the computation dtype, as Flax does)."""
     array(name, xs)
     layout = "(time, *batch, features)" if time_major else "(*batch, time, features)"
     if xs.ndim < 2:
@@ -156,8 +159,10 @@ def sequence(
             f"{name} must have shape {layout} with at least 2 dims, got shape "
             f"{tuple(xs.shape)}"
         )
-    if not jnp.issubdtype(xs.dtype, jnp.floating):
-        raise TypeError(f"{name} must have a floating dtype, got {xs.dtype}")
+    integral = jnp.issubdtype(xs.dtype, jnp.integer) or xs.dtype == jnp.bool_
+    if not (jnp.issubdtype(xs.dtype, jnp.floating) or (promotable and integral)):
+        kinds = "a floating, integer or boolean" if promotable else "a floating"
+        raise TypeError(f"{name} must have {kinds} dtype, got {xs.dtype}")
     if input_size is not None and xs.shape[-1] != input_size:
         raise ValueError(
             f"{name} must have {input_size} features (the input_size of params.w_ih) "

@@ -302,8 +302,10 @@ def test_errors(data):
         layer.apply(variables, xs, initial_carry=jnp.zeros((BATCH, H)))
     with pytest.raises(TypeError, match=r"dtype must be a floating dtype, got int32"):
         jf.GRU(H, dtype=jnp.int32).lazy_init(jax.random.PRNGKey(0), xs)
-    with pytest.raises(TypeError, match=r"inputs must have a floating dtype, got int32"):
-        layer.apply(variables, xs.astype(jnp.int32))
+    with pytest.raises(
+        TypeError, match=r"inputs must have a floating, integer or boolean dtype, got complex64"
+    ):
+        layer.apply(variables, xs.astype(jnp.complex64))
     with pytest.raises(ValueError, match=r"hidden_size must be a positive int, got 0"):
         jf.LSTM(0).lazy_init(jax.random.PRNGKey(0), xs)
     with pytest.raises(ValueError, match=r"Stack takes no reverse/keep_order"):
@@ -389,3 +391,21 @@ def test_parameters_are_drawn_once(data, highway):
     assert len(calls) == 1  # apply draws nothing
     jf.nnx.RNN(cell, INPUT, rngs=nnx.Rngs(0))
     assert len(calls) == 2
+
+
+def test_integer_inputs_are_promoted_as_flax_does():
+    """Four of Flax's own nnx tests feed int32 sequences to nn.RNN; ours take them too."""
+    xs = jnp.arange(2 * 5 * 3, dtype=jnp.int32).reshape(2, 5, 3) % 4
+    layer = jf.GRU(H)
+    variables = layer.init(jax.random.PRNGKey(0), xs)
+    ys = layer.apply(variables, xs)
+    assert ys.dtype == jnp.float32
+    np.testing.assert_array_equal(ys, layer.apply(variables, xs.astype(jnp.float32)))
+    nlayer = jf.nnx.GRU(3, H, rngs=nnx.Rngs(0))
+    nys = nlayer(xs)
+    assert nys.dtype == jnp.float32
+    np.testing.assert_array_equal(nys, nlayer(xs.astype(jnp.float32)))
+    # The reference it follows (Flax itself needs standard promotion for it).
+    with jax.numpy_dtype_promotion("standard"):
+        ref, _ = nn.RNN(nn.GRUCell(H)).init_with_output(jax.random.PRNGKey(0), xs)
+    assert ref.dtype == jnp.float32

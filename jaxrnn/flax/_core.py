@@ -146,7 +146,8 @@ def run(
     (:func:`jaxrnn.cells.accumulation_dtype` of it). ``reverse`` without
     ``keep_order`` returns the outputs in processing order, as Flax does.
     """
-    _checks.sequence("inputs", inputs, time_major=time_major)
+    # Integer and boolean inputs are promoted with the params, as nn.RNN does.
+    _checks.sequence("inputs", inputs, time_major=time_major, promotable=True)
     for name, flag in (("return_carry", return_carry), ("keep_order", keep_order)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {_checks.describe(flag)}")
