@@ -140,12 +140,9 @@ def torch_or_none() -> Any:
 def triton_limit(dtype: str) -> int:
     """The largest hidden size the Triton kernel takes for ``dtype`` params
     (jaxrnn.kernels._pallas.TRITON_MAX_HIDDEN, by the parameters' item size)."""
-    itemsize = jnp.dtype(DTYPES[dtype]).itemsize
-    try:
-        from jaxrnn.kernels._pallas import TRITON_MAX_HIDDEN
-    except ImportError:  # an older or newer layout: the bound of the first kernel
-        TRITON_MAX_HIDDEN = {8: 64, 4: 128, 2: 256}
-    return TRITON_MAX_HIDDEN.get(itemsize, 0)
+    from jaxrnn.kernels._pallas import TRITON_MAX_HIDDEN
+
+    return TRITON_MAX_HIDDEN.get(jnp.dtype(DTYPES[dtype]).itemsize, 0)
 
 
 def pallas_refusal(case: Case, dtype: str, backend: str) -> str | None:

@@ -120,24 +120,19 @@ def _through_gemm(
     return tree_add(ds_prev, _inject(cell.gemm_input, prev, dh))
 
 
-def _pointwise(cell: Cell, opts: Options) -> Any:
-    """``pointwise``, or ``pointwise_blocks`` for loops that take gate blocks."""
-    return cell.pointwise_blocks if opts.loops.gate_blocks else cell.pointwise
-
-
 # Each core maps the total cotangent of a step's new state to
 # (ds_prev, dparams_t or None, dxz_t or None, dhz_t or None).
 
 
 def _additive_core(cell: Cell, opts: Options, w: Weights, total: Any, x: StepInputs) -> tuple:
-    pointwise = _pointwise(cell, opts)
+    pointwise = gates.pointwise(cell, opts.loops.gate_blocks)
     _, vjp = jax.vjp(lambda a, s: pointwise(a, tmap(jnp.zeros_like, a), s), x.hz, x.prev)
     dhz, ds_prev = vjp(total)
     return _through_gemm(cell, opts, w, x.prev, dhz, ds_prev), None, None, dhz
 
 
 def _elementwise_core(cell: Cell, opts: Options, w: Weights, total: Any, x: StepInputs) -> tuple:
-    _, vjp = jax.vjp(_pointwise(cell, opts), x.xz, x.hz, x.prev)
+    _, vjp = jax.vjp(gates.pointwise(cell, opts.loops.gate_blocks), x.xz, x.hz, x.prev)
     dxz, dhz, ds_prev = vjp(total)
     return _through_gemm(cell, opts, w, x.prev, dhz, ds_prev), None, dxz, dhz
 

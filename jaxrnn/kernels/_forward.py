@@ -45,26 +45,23 @@ def forward_step(cell: Cell, opts: Options) -> Any:
     ``None``."""
     keep = opts.residuals == "gates" and cell.elementwise
 
-    def elementwise(params, s, x):
-        hz = cell.recurrent_projection(params, cell.gemm_input(s), opts.precision)
-        kept = (x.xz + hz if cell.additive else hz) if keep else None
-        return cell.pointwise(x.xz, hz, s), kept
+    blocks = opts.loops.gate_blocks  # the projections as gate blocks (see ._gates)
+    pointwise = gates.pointwise(cell, blocks)
 
-    def in_blocks(w, s, x):
-        # The same step on gate blocks (see ._gates): w is ForwardWeights.
-        hz = gates.recurrent(w, cell.gemm_input(s), opts.precision)
-        kept = None
-        if keep:
-            kept = tuple(a + b for a, b in zip(x.xz, hz)) if cell.additive else hz
-        return cell.pointwise_blocks(x.xz, hz, s), kept
+    def elementwise(w, s, x):
+        # w: the params, or ._gates.ForwardWeights in gate blocks.
+        h = cell.gemm_input(s)
+        if blocks:
+            hz = gates.recurrent(w, h, opts.precision)
+        else:
+            hz = cell.recurrent_projection(w, h, opts.precision)
+        kept = (tmap(jnp.add, x.xz, hz) if cell.additive else hz) if keep else None
+        return pointwise(x.xz, hz, s), kept
 
     def whole_step(params, s, x):
         return cell.step_from_projection(params, x.xz, s, opts.precision), None
 
-    if opts.loops.gate_blocks:
-        core = in_blocks
-    else:
-        core = elementwise if cell.elementwise else whole_step
+    core = elementwise if cell.elementwise else whole_step
 
     def step(params, s, x):
         new, kept = core(params, s, x)

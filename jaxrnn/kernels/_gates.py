@@ -40,6 +40,12 @@ def join(blocks: Any) -> Any:
     return None if blocks is None else jnp.concatenate(blocks, axis=-1)
 
 
+def pointwise(cell: Cell, blocks: bool) -> Any:
+    """The cell's elementwise step for the layout: ``pointwise`` on whole
+    projections, ``pointwise_blocks`` on gate blocks."""
+    return cell.pointwise_blocks if blocks else cell.pointwise
+
+
 def forward_weights(cell: Cell, params: Any) -> ForwardWeights:
     G = cell.num_gates
     rb = cell.recurrent_bias(params)

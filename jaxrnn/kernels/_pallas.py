@@ -116,10 +116,15 @@ PALLAS = PallasLoops()
 PALLAS_BY_DEFAULT: frozenset[str] = frozenset()
 
 
+def _kernel_cell(cell: Any) -> bool:
+    """Whether the kernels can run ``cell``: a step that is ``pointwise``
+    after the plain recurrent GEMM."""
+    return cell.elementwise and cell.plain_projections
+
+
 def check_cell(cell: Any) -> None:
-    """Raises a ``ValueError`` unless the kernels can run ``cell``: a step that
-    is ``pointwise`` after the plain recurrent GEMM."""
-    if not (cell.elementwise and cell.plain_projections):
+    """Raises a ``ValueError`` unless the kernels can run ``cell``."""
+    if not _kernel_cell(cell):
         what = (
             "its step is not pointwise after one GEMM (elementwise = False)"
             if not cell.elementwise
@@ -147,7 +152,7 @@ def loops_for(cell: Any, *, fallback: bool) -> PallasLoops:
 
 def pallas_applies(cell: Any) -> bool:
     """Whether ``impl="auto"`` may run ``cell`` with the kernels anywhere."""
-    return bool(PALLAS_BY_DEFAULT) and cell.elementwise and cell.plain_projections
+    return bool(PALLAS_BY_DEFAULT) and _kernel_cell(cell)
 
 
 # --------------------------------------------------------------------------
@@ -199,12 +204,21 @@ def _mosaic_bytes(shapes: Shapes, bt: int) -> int:
     return 2 * (shapes.weight_bytes() + bt * shapes.row_bytes())
 
 
-def unsupported_reason(backend: str, shapes: Shapes, bt: int) -> str | None:
-    """Why ``backend`` cannot run this loop, or ``None`` if it can."""
+def unsupported_reason(
+    backend: str, shapes: Shapes, bt: int, joins_gates: bool = False
+) -> str | None:
+    """Why ``backend`` cannot run this loop, or ``None`` if it can
+    (``joins_gates``: see :class:`PallasLoops`)."""
     dtypes = {jnp.dtype(d) for _, d in shapes.weights} | {jnp.dtype(d) for _, d in shapes.rows}
     if backend == "interpret":
         return None
     if backend == "triton":
+        if joins_gates:
+            return (
+                "Triton cannot concatenate values, and this cell has several gates "
+                "but no pointwise_blocks of its own: define Cell.pointwise_blocks "
+                "(see jaxrnn.LSTM's) to run it on GPUs"
+            )
         if bt < 16 or not _power_of_two(bt):
             return f"the Triton kernel needs a batch tile that is a power of two >= 16, got {bt}"
         for shape, dtype in shapes.weights:
@@ -307,7 +321,7 @@ def run_loop(
     )
     kernel = _Kernel(
         step=step,
-        trees=(w_tree, c_tree, x_tree, y_tree),
+        trees=(w_tree, c_tree, x_tree),
         counts=(len(w_leaves), len(c_leaves), len(x_leaves)),
         bools=tuple(a.dtype == jnp.bool_ for a in x_leaves),
         steps=steps,
@@ -322,12 +336,7 @@ def run_loop(
 
     def xla(*flat: Array) -> list[Array]:
         # The same steps as a lax.scan (impl="auto" where a kernel cannot run).
-        w = jax.tree_util.tree_unflatten(w_tree, list(flat[: len(w_leaves)]))
-        c = jax.tree_util.tree_unflatten(c_tree, list(flat[len(w_leaves) : len(w_leaves) + len(c_leaves)]))
-        x = jax.tree_util.tree_unflatten(
-            x_tree,
-            [a != 0 if b else a for a, b in zip(flat[len(w_leaves) + len(c_leaves) :], kernel.bools)],
-        )
+        w, c, x = kernel.inputs(*kernel.split(flat))
         run = XLA.backward_chunk if reverse else XLA.forward_chunk
         carry, ys = run(step, w, c, x, unroll=1)
         return [*jax.tree_util.tree_leaves(carry), *jax.tree_util.tree_leaves(ys)]
@@ -338,18 +347,10 @@ def run_loop(
     def branch(platform: str) -> Any:
         backend = BACKENDS[platform]
         bt = block_batch_for(backend, shapes, loops.block_batch)
-        reason = unsupported_reason(backend, shapes, bt)
-        if backend == "triton" and loops.joins_gates:
-            reason = (
-                "Triton cannot concatenate values, and this cell has several gates "
-                "but no pointwise_blocks of its own: define Cell.pointwise_blocks "
-                "(see jaxrnn.LSTM's) to run it on GPUs"
-            )
+        reason = unsupported_reason(backend, shapes, bt, loops.joins_gates)
         if reason is not None:
             return refuse(reason)
-        return functools.partial(
-            _call, kernel, backend, bt, len(w_leaves), len(c_leaves), y_specs
-        )
+        return functools.partial(_call, kernel, backend, bt, y_specs)
 
     outs = lax.platform_dependent(
         *w_leaves,
@@ -373,29 +374,38 @@ class _Kernel:
     """The kernel body: ``steps`` calls of ``step`` on one tile of examples."""
 
     step: Step
-    trees: tuple  # treedefs of (weights, carry, per-step inputs, per-step outputs)
+    trees: tuple  # treedefs of (weights, carry, per-step inputs)
     counts: tuple[int, int, int]  # leaves of weights, carry, inputs
     bools: tuple[bool, ...]  # which inputs were booleans
     steps: int
     reverse: bool
 
-    def __call__(self, *refs: Any) -> None:
-        w_tree, c_tree, x_tree, _ = self.trees
+    def split(self, flat: Any) -> tuple[Any, Any, Any]:
+        """The leading weights, carry and per-step inputs of ``flat``."""
         nw, nc, nx = self.counts
-        w_refs, c_refs = refs[:nw], refs[nw : nw + nc]
-        x_refs = refs[nw + nc : nw + nc + nx]
-        out_c_refs = refs[nw + nc + nx : nw + 2 * nc + nx]
-        y_refs = refs[nw + 2 * nc + nx :]
+        return flat[:nw], flat[nw : nw + nc], flat[nw + nc : nw + nc + nx]
+
+    def inputs(self, w: Any, c: Any, x: Any) -> tuple[Any, Any, Any]:
+        """The step's ``(weights, carry, x_t)`` from their leaves, the
+        booleans restored from the int32 they travel as."""
+        w_tree, c_tree, x_tree = self.trees
+        x = [a != 0 if b else a for a, b in zip(x, self.bools)]
+        return (
+            jax.tree_util.tree_unflatten(w_tree, list(w)),
+            jax.tree_util.tree_unflatten(c_tree, list(c)),
+            jax.tree_util.tree_unflatten(x_tree, x),
+        )
+
+    def __call__(self, *refs: Any) -> None:
+        w_refs, c_refs, x_refs = self.split(refs)
+        outs = refs[sum(self.counts) :]
+        out_c_refs, y_refs = outs[: len(c_refs)], outs[len(c_refs) :]
 
         def body(i: Any, carry: Any) -> Any:
             t = self.steps - 1 - i if self.reverse else i
             # Weights are read per step: on TPU from VMEM, where the
             # pipeline put them once; on GPU through L2.
-            w = jax.tree_util.tree_unflatten(w_tree, [r[...] for r in w_refs])
-            x = jax.tree_util.tree_unflatten(
-                x_tree, [r[t] != 0 if b else r[t] for r, b in zip(x_refs, self.bools)]
-            )
-            c = jax.tree_util.tree_unflatten(c_tree, list(carry))
+            w, c, x = self.inputs([r[...] for r in w_refs], carry, [r[t] for r in x_refs])
             c, y = self.step(w, c, x)
             for r, v in zip(y_refs, jax.tree_util.tree_leaves(y)):
                 r[t] = v.astype(r.dtype)
@@ -408,11 +418,10 @@ class _Kernel:
             r[...] = v
 
 
-def _call(
-    kernel: _Kernel, backend: str, bt: int, nw: int, nc: int, y_specs: tuple, *args: Array
-) -> list:
+def _call(kernel: _Kernel, backend: str, bt: int, y_specs: tuple, *args: Array) -> list:
     """The ``pallas_call`` for one backend, the batch padded to a multiple of ``bt``."""
-    w_args, c_args, x_args = args[:nw], args[nw : nw + nc], args[nw + nc :]
+    w_args, c_args, x_args = kernel.split(args)
+    nc = len(c_args)
     batch = c_args[0].shape[0]
     padded = _round_up(batch, bt)
     pad = padded - batch
