@@ -1,15 +1,18 @@
 """jaxrnn: recurrent neural networks in JAX that train well on long sequences.
 
 Pure-function cells (:class:`SimpleRNN`, :class:`IRNN`, :class:`LSTM`,
-:class:`GRU`), the sequence driver :func:`rnn` with its fused engine, stacks
-and bidirectional layers over it, gradient clipping (:mod:`jaxrnn.clipping`)
-and training steps (:mod:`jaxrnn.training`).
+:class:`GRU`, and the linear-recurrence cells :class:`MinGRU`,
+:class:`MinLSTM`, :class:`LRU`, :class:`RGLRU`), the sequence driver
+:func:`rnn` with its fused engine and its parallel-in-time paths
+(:mod:`jaxrnn.parallel`), stacks and bidirectional layers over it, gradient
+clipping (:mod:`jaxrnn.clipping`) and training steps (:mod:`jaxrnn.training`).
 """
 
 from . import clipping as clipping
 from . import diagnostics as diagnostics
 from . import initializers as initializers
 from . import interop as interop
+from . import parallel as parallel
 from . import tasks as tasks
 from . import training as training
 from .cells import GRU as GRU
@@ -21,6 +24,16 @@ from .cells import LSTMParams as LSTMParams
 from .cells import LSTMState as LSTMState
 from .cells import SimpleRNN as SimpleRNN
 from .cells import SimpleRNNParams as SimpleRNNParams
+from ._linear_cells import LRU as LRU
+from ._linear_cells import RGLRU as RGLRU
+from ._linear_cells import LinearCell as LinearCell
+from ._linear_cells import LRUParams as LRUParams
+from ._linear_cells import LRUState as LRUState
+from ._linear_cells import MinGRU as MinGRU
+from ._linear_cells import MinGRUParams as MinGRUParams
+from ._linear_cells import MinLSTM as MinLSTM
+from ._linear_cells import MinLSTMParams as MinLSTMParams
+from ._linear_cells import RGLRUParams as RGLRUParams
 from ._rnn import bidirectional_rnn as bidirectional_rnn
 from ._rnn import init_stacked as init_stacked
 from ._rnn import rnn as rnn
@@ -38,6 +51,16 @@ __all__ = [
     "LSTMParams",
     "GRUParams",
     "LSTMState",
+    "LinearCell",
+    "MinGRU",
+    "MinLSTM",
+    "LRU",
+    "RGLRU",
+    "MinGRUParams",
+    "MinLSTMParams",
+    "LRUParams",
+    "LRUState",
+    "RGLRUParams",
     "rnn",
     "bidirectional_rnn",
     "stacked_rnn",
@@ -46,6 +69,7 @@ __all__ = [
     "diagnostics",
     "initializers",
     "interop",
+    "parallel",
     "tasks",
     "training",
 ]

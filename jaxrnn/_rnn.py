@@ -20,15 +20,18 @@ from . import _checks
 from ._gradclip import clip_gradient
 from ._layout import BatchLayout
 from ._sharding import vary, varying_axes_of
+from ._linear_cells import LinearCell
 from .cells import Cell, Params, State, accumulation_dtype
 from .kernels._engine import run_impl
+from .parallel._linear import run_linear
+from .parallel._newton import NewtonInfo, newton_options, run_newton
 
 __all__ = ["rnn", "bidirectional_rnn", "stacked_rnn", "init_stacked"]
 
 Array = jax.Array
 Layer = Union[Cell, Sequence[Cell]]
 
-IMPLS = ("auto", "fused", "pallas", "scan")
+IMPLS = ("auto", "fused", "pallas", "parallel", "scan")
 RESIDUAL_POLICIES = ("auto", "gates", "states")
 _MERGES: dict[str, Callable[[Array, Array], Array]] = {
     "concat": lambda a, b: jnp.concatenate([a, b], axis=-1),
@@ -65,6 +68,48 @@ def _check_options(
         _checks.positive_scalar("bptt_clip", bptt_clip)
     if not isinstance(unroll, bool):
         _checks.positive_int("unroll", unroll)
+
+
+def _check_parallel(
+    cell: Cell, impl: str, bptt_clip: Any, method: Any, tol: Any, max_iter: Any,
+    on_failure: Any, damping: Any,
+) -> Any:
+    """The options of the parallel-in-time paths; returns the Newton options.
+
+    A linear-recurrence cell runs by an associative scan under ``"auto"`` and
+    ``"parallel"`` (the Newton options do not apply to it and are ignored:
+    its scan is exact); the fused engine and the Pallas kernels do not take
+    it. The Newton options given to any other ``impl`` are an error rather
+    than silently ignored.
+    """
+    given = {
+        name: value
+        for name, value in (
+            ("method", method), ("tol", tol), ("max_iter", max_iter),
+            ("on_failure", on_failure), ("damping", damping),
+        )
+        if value is not None
+    }
+    linear = isinstance(cell, LinearCell)
+    if linear and impl in ("fused", "pallas"):
+        raise ValueError(
+            f"impl={impl!r} is the sequential engine for cells with a recurrent GEMM; "
+            f"{type(cell).__name__} is a linear-recurrence cell: use impl=\"auto\" or "
+            '"parallel" (an associative scan) or "scan" (the sequential reference)'
+        )
+    if given and impl != "parallel":
+        raise ValueError(
+            f"{', '.join(given)} apply to impl=\"parallel\" only (Newton's method over "
+            f"the sequence), got impl={impl!r}"
+        )
+    if bptt_clip is not None and (impl == "parallel" or (linear and impl == "auto")):
+        raise ValueError(
+            "bptt_clip clips the state gradient at every step of a sequential backward "
+            f"pass, which the parallel path (impl={impl!r} for {type(cell).__name__}) does "
+            'not run; use impl="scan", or "fused" for a nonlinear cell'
+        )
+    opts = {k: v for k, v in given.items()}
+    return newton_options(**opts)
 
 
 def _check_flag(name: str, value: Any) -> None:
@@ -223,6 +268,11 @@ def rnn(
     bptt_clip: float | None = None,
     unroll: int | bool = 1,
     precision: Any = None,
+    method: str | None = None,
+    tol: float | None = None,
+    max_iter: int | None = None,
+    on_failure: str | None = None,
+    damping: float | None = None,
 ) -> tuple[State, Array]:
     """Runs ``cell`` over a whole sequence.
 
@@ -255,8 +305,14 @@ def rnn(
         fused engine with each chunk's recurrence in one Pallas kernel:
         Triton on GPU, Mosaic on TPU, the Pallas interpreter on CPU, chosen
         when the function is lowered; a cell or shape the kernel cannot
-        take raises a ``ValueError``) or ``"scan"`` (the reference:
-        ``lax.scan`` over ``cell(...)``, differentiated by JAX).
+        take raises a ``ValueError``), ``"parallel"`` (parallel in time:
+        Newton's method over the whole sequence, see ``method``) or
+        ``"scan"`` (the reference: ``lax.scan`` over ``cell(...)``,
+        differentiated by JAX). A linear-recurrence cell
+        (:class:`~jaxrnn.MinGRU`, :class:`~jaxrnn.MinLSTM`,
+        :class:`~jaxrnn.LRU`, :class:`~jaxrnn.RGLRU`) runs by an associative
+        scan under ``"auto"`` and ``"parallel"``, and by ``"scan"``; the
+        fused engine and the kernels do not take it.
       residuals: what the fused forward keeps for its backward pass:
         ``"auto"`` (the default: the fastest policy whose residuals fit
         ``residual_budget``, see :func:`jaxrnn.kernels.residual_policy`),
@@ -277,6 +333,25 @@ def rnn(
       unroll: passed to :func:`jax.lax.scan`.
       precision: passed to every matrix product (a ``jax.lax.Precision``),
         forward and backward.
+      method: with ``impl="parallel"``, how each Newton iteration is solved:
+        ``"deer"`` (full Jacobians, the default), ``"quasi"`` (their
+        diagonals), ``"elk"`` or ``"quasi-elk"`` (damped
+        Levenberg-Marquardt steps by a parallel Kalman smoother). See
+        :mod:`jaxrnn.parallel`.
+      tol: with ``impl="parallel"``, the largest residual
+        ``|s_t − f(s_{t−1}, x_t)|`` accepted; ``None`` is
+        :func:`jaxrnn.parallel.default_tol` of the state dtype.
+      max_iter: with ``impl="parallel"``, the most Newton iterations
+        (``None``: 100; for the undamped ``"deer"`` and ``"quasi"`` never more
+        than the sequence length, after which they are exact).
+      on_failure: with ``impl="parallel"``, what a run that does not reach
+        ``tol`` does: ``"fallback"`` (the default: the sequential scan
+        computes the result), ``"raise"`` (a
+        :class:`jaxrnn.parallel.NotConvergedError`; under ``jit`` it arrives
+        wrapped in a ``JaxRuntimeError``) or ``"nan"`` (NaN states and outputs).
+        Never a silently wrong answer.
+      damping: ELK's damping ``λ`` (``None``:
+        :data:`jaxrnn.parallel.DEFAULT_DAMPING`).
 
     Returns:
       ``(final_state, ys)``: the final state (shaped like ``state``) and the
@@ -302,9 +377,47 @@ def rnn(
       >>> final.shape, ys.shape
       ((2, 16), (2, 10, 16))
     """
+    final, ys, _ = rnn_with_info(
+        cell, params, xs, state, seq_lengths=seq_lengths, reverse=reverse,
+        time_major=time_major, impl=impl, residuals=residuals,
+        residual_budget=residual_budget, bptt_clip=bptt_clip, unroll=unroll,
+        precision=precision, method=method, tol=tol, max_iter=max_iter,
+        on_failure=on_failure, damping=damping,
+    )
+    return final, ys
+
+
+def rnn_with_info(
+    cell: Cell,
+    params: Params,
+    xs: Array,
+    state: State | None = None,
+    *,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    time_major: bool = False,
+    impl: str = "auto",
+    residuals: str | int = "auto",
+    residual_budget: int | None = None,
+    bptt_clip: float | None = None,
+    unroll: int | bool = 1,
+    precision: Any = None,
+    method: str | None = None,
+    tol: float | None = None,
+    max_iter: int | None = None,
+    on_failure: str | None = None,
+    damping: float | None = None,
+) -> tuple[State, Array, NewtonInfo | None]:
+    """:func:`rnn`, and how a Newton run went: ``(final_state, ys, info)``.
+
+    ``info`` is a :class:`jaxrnn.parallel.NewtonInfo` for a nonlinear cell
+    run with ``impl="parallel"``, else ``None``. (What
+    :func:`jaxrnn.diagnostics.newton_convergence` reads.)
+    """
     if not isinstance(cell, Cell):
         raise TypeError(f"cell must be a jaxrnn Cell, got {_checks.describe(cell)}")
     _check_options(impl, residuals, residual_budget, bptt_clip, unroll)
+    newton = _check_parallel(cell, impl, bptt_clip, method, tol, max_iter, on_failure, damping)
     _check_flag("reverse", reverse)
     _check_flag("time_major", time_major)
     input_size = cell.check_params(params)
@@ -334,12 +447,23 @@ def rnn(
         xs = reverse_padded(xs, flat_lengths, time_axis)
     clip_is_traced = bptt_clip is not None and not _checks.is_concrete(bptt_clip)
 
+    info = None
     if impl == "scan":
         final, ys = _scan_impl(
             cell, params, jnp.moveaxis(xs, time_axis, 0), flat_state, flat_lengths,
             bptt_clip, unroll, precision,
         )
         ys = jnp.moveaxis(ys, 0, time_axis)
+    elif isinstance(cell, LinearCell):
+        final, ys = run_linear(
+            cell, params, xs, flat_state, flat_lengths, time_major=time_major,
+            precision=precision,
+        )
+    elif impl == "parallel":
+        final, ys, info = run_newton(
+            cell, params, xs, flat_state, flat_lengths, time_major=time_major,
+            opts=newton, precision=precision,
+        )
     else:
         final, ys = run_impl(
             impl, cell, params, xs, flat_state, flat_lengths, time_major=time_major,
@@ -352,7 +476,7 @@ def rnn(
         ys = reverse_padded(ys, flat_lengths, time_axis)
     ys = ys.astype(xs.dtype)
 
-    return layout.restore_state(final), layout.restore(ys)
+    return layout.restore_state(final), layout.restore(ys), info
 
 
 # --------------------------------------------------------------------------
@@ -382,6 +506,11 @@ def bidirectional_rnn(
     bptt_clip: float | None = None,
     unroll: int | bool = 1,
     precision: Any = None,
+    method: str | None = None,
+    tol: float | None = None,
+    max_iter: int | None = None,
+    on_failure: str | None = None,
+    damping: float | None = None,
 ) -> tuple[tuple[Any, Any], Array]:
     """A bidirectional layer: a forward and a reverse :func:`rnn`, merged.
 
@@ -404,6 +533,11 @@ def bidirectional_rnn(
       bptt_clip: as for :func:`rnn`.
       unroll: as for :func:`rnn`.
       precision: as for :func:`rnn`.
+      method: as for :func:`rnn` (``impl="parallel"``).
+      tol: as for :func:`rnn`.
+      max_iter: as for :func:`rnn`.
+      on_failure: as for :func:`rnn`.
+      damping: as for :func:`rnn`.
 
     Returns:
       ``((final_fw, final_bw), ys)``.
@@ -437,6 +571,11 @@ def bidirectional_rnn(
         bptt_clip=bptt_clip,
         unroll=unroll,
         precision=precision,
+        method=method,
+        tol=tol,
+        max_iter=max_iter,
+        on_failure=on_failure,
+        damping=damping,
     )
     final_fw, ys_fw = rnn(cell_fw, params_fw, xs, state_fw, **kwargs)
     final_bw, ys_bw = rnn(cell_bw, params_bw, xs, state_bw, reverse=True, **kwargs)
@@ -513,6 +652,11 @@ def stacked_rnn(
     bptt_clip: float | None = None,
     unroll: int | bool = 1,
     precision: Any = None,
+    method: str | None = None,
+    tol: float | None = None,
+    max_iter: int | None = None,
+    on_failure: str | None = None,
+    damping: float | None = None,
 ) -> tuple[tuple[Any, ...], Array]:
     """Runs a stack of layers, each feeding its outputs to the next.
 
@@ -532,6 +676,11 @@ def stacked_rnn(
       bptt_clip: as for :func:`rnn`, shared by every layer.
       unroll: as for :func:`rnn`, shared by every layer.
       precision: as for :func:`rnn`, shared by every layer.
+      method: as for :func:`rnn` (``impl="parallel"``), shared by every layer.
+      tol: as for :func:`rnn`, shared by every layer.
+      max_iter: as for :func:`rnn`, shared by every layer.
+      on_failure: as for :func:`rnn`, shared by every layer.
+      damping: as for :func:`rnn`, shared by every layer.
 
     Returns:
       ``(finals, ys)``: a tuple of each layer's final state (a pair for a
@@ -559,6 +708,11 @@ def stacked_rnn(
         bptt_clip=bptt_clip,
         unroll=unroll,
         precision=precision,
+        method=method,
+        tol=tol,
+        max_iter=max_iter,
+        on_failure=on_failure,
+        damping=damping,
     )
     finals = []
     ys = xs

@@ -44,7 +44,8 @@ from jax.flatten_util import ravel_pytree
 
 from . import _checks
 from ._layout import BatchLayout
-from ._rnn import IMPLS
+from ._linear_cells import LinearCell
+from ._rnn import IMPLS, rnn_with_info
 from .cells import Cell, accumulation_dtype
 from .kernels._engine import run_impl
 
@@ -52,6 +53,7 @@ __all__ = [
     "JacobianSpectrum",
     "growth_rate",
     "jacobian_spectrum",
+    "newton_convergence",
     "state_gradient_norms",
     "state_gradients",
     "verdict",
@@ -65,8 +67,16 @@ LossFn = Callable[[Any, Array], Array]
 def _prepare(cell: Cell, params: Any, xs: Any, state: Any, impl: str, loss_fn: Any):
     if not isinstance(cell, Cell):
         raise TypeError(f"cell must be a jaxrnn Cell, got {_checks.describe(cell)}")
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    probed = tuple(i for i in IMPLS if i != "parallel")
+    if impl not in probed:
+        raise ValueError(
+            f"impl must be one of {probed} (the probe needs a sequential engine), got {impl!r}"
+        )
+    if isinstance(cell, LinearCell) and impl != "scan":
+        raise ValueError(
+            f'{type(cell).__name__} is a linear-recurrence cell: probe it with impl="scan", '
+            f"got impl={impl!r}"
+        )
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable as loss_fn(final_state, ys), got {_checks.describe(loss_fn)}")
     input_size = cell.check_params(params)
@@ -313,3 +323,50 @@ def verdict(rate: float, horizon: int = 100, factor: float = 10.0) -> str:
     if rate > limit:
         return "exploding"
     return "stable"
+
+
+def newton_convergence(
+    cell: Cell,
+    params: Any,
+    xs: Array,
+    state: Any = None,
+    *,
+    seq_lengths: Array | None = None,
+    reverse: bool = False,
+    time_major: bool = False,
+    method: str = "deer",
+    tol: float | None = None,
+    max_iter: int | None = None,
+    damping: float | None = None,
+) -> Any:
+    """How ``jr.rnn(..., impl="parallel", method=method)`` converges on ``xs``.
+
+    Runs the Newton iterations (and no fallback) and reports them: how many
+    ran, the final residual ``max |s_t − f(s_{t−1}, x_t)|``, whether it
+    reached ``tol``, and the residual before every iteration. Arguments are
+    those of :func:`jaxrnn.rnn`.
+
+    Returns:
+      A :class:`jaxrnn.parallel.NewtonInfo` (``fell_back`` is always False
+      here).
+
+    Example:
+      >>> import jax, jaxrnn as jr
+      >>> cell = jr.GRU(8)
+      >>> params = cell.init(jax.random.PRNGKey(0), input_size=2)
+      >>> xs = jax.random.normal(jax.random.PRNGKey(1), (4, 100, 2))
+      >>> info = jr.diagnostics.newton_convergence(cell, params, xs, method="deer")
+      >>> bool(info.converged), int(info.iterations) < 20
+      (True, True)
+    """
+    if isinstance(cell, LinearCell):
+        raise ValueError(
+            f"{type(cell).__name__} is a linear-recurrence cell: its associative scan "
+            "is exact in one pass, there are no Newton iterations to report"
+        )
+    _, _, info = rnn_with_info(
+        cell, params, xs, state, seq_lengths=seq_lengths, reverse=reverse,
+        time_major=time_major, impl="parallel", method=method, tol=tol,
+        max_iter=max_iter, on_failure="nan", damping=damping,
+    )
+    return info
