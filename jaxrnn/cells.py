@@ -2,9 +2,9 @@
 
 Every cell here is one computation in three parts::
 
-    xz_t = x_t @ w_ih + b                      input projection (no dependence on t-1)
-    hz_t = h_{t-1} @ w_hh (+ recurrent bias)   recurrent projection (the sequential GEMM)
-    s_t  = pointwise(xz_t, hz_t, s_{t-1})      elementwise, cell-specific
+    xz_t = x_t @ w_ih + b                     input projection (not sequential)
+    hz_t = h_{t-1} @ w_hh (+ recurrent bias)  recurrent projection (sequential GEMM)
+    s_t  = pointwise(xz_t, hz_t, s_{t-1})     elementwise, cell-specific
 
 A cell is its parameter layout plus its ``pointwise`` function; the sequence
 driver (:func:`jaxrnn.rnn`) and the fused engine are written once for all of
@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _checks
-from . import initializers as _inits
+from . import initializers
 
 __all__ = [
     "Cell",
@@ -67,12 +67,10 @@ Params = Any
 State = Any
 Activation = Union[str, Callable[[Array], Array]]
 
-# The defaults are jaxrnn.initializers' named ones: one shared object each, so
-# that two configs built with the defaults compare (and hash) equal.
-_GLOROT = _inits.default_w_ih
-_ORTHOGONAL = _inits.default_w_hh
-_ZEROS = _inits.default_b
-_IRNN_INPUT = _inits.default_irnn_w_ih
+# The cells' initializer defaults are jaxrnn.initializers' named ones
+# (`initializers.default_w_ih`, ...): one shared object each, so that two
+# configs built with the defaults compare (and hash) equal, and a name that the
+# docs' signatures show and a user can type.
 
 _ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "tanh": jnp.tanh,
@@ -518,9 +516,9 @@ class SimpleRNN(_ElmanPointwise, Cell):
 
     activation: Activation = "tanh"
     _: dataclasses.KW_ONLY
-    w_ih_init: Initializer = _GLOROT
-    w_hh_init: Initializer = _ORTHOGONAL
-    b_init: Initializer = _ZEROS
+    w_ih_init: Initializer = initializers.default_w_ih
+    w_hh_init: Initializer = initializers.default_w_hh
+    b_init: Initializer = initializers.default_b
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -577,8 +575,8 @@ class IRNN(_ElmanPointwise, Cell):
 
     scale: float = 1.0
     _: dataclasses.KW_ONLY
-    w_ih_init: Initializer = _IRNN_INPUT
-    b_init: Initializer = _ZEROS
+    w_ih_init: Initializer = initializers.default_irnn_w_ih
+    b_init: Initializer = initializers.default_b
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -599,7 +597,7 @@ class IRNN(_ElmanPointwise, Cell):
         H = self.hidden_size
         return SimpleRNNParams(
             w_ih=block_init(self.w_ih_init, k1, 1, (input_size, H), dtype),
-            w_hh=_inits.scaled_identity(self.scale)(None, (H, H), dtype),
+            w_hh=initializers.scaled_identity(self.scale)(None, (H, H), dtype),
             b=block_init(self.b_init, k3, 1, (H,), dtype),
         )
 
@@ -628,9 +626,9 @@ class LSTM(Cell):
 
     forget_bias: float = 1.0
     _: dataclasses.KW_ONLY
-    w_ih_init: Initializer = _GLOROT
-    w_hh_init: Initializer = _ORTHOGONAL
-    b_init: Initializer = _ZEROS
+    w_ih_init: Initializer = initializers.default_w_ih
+    w_hh_init: Initializer = initializers.default_w_hh
+    b_init: Initializer = initializers.default_b
 
     params_type: ClassVar[type] = LSTMParams
     num_gates: ClassVar[int] = 4
@@ -705,9 +703,9 @@ class GRU(Cell):
 
     reset_after: bool = True
     _: dataclasses.KW_ONLY
-    w_ih_init: Initializer = _GLOROT
-    w_hh_init: Initializer = _ORTHOGONAL
-    b_init: Initializer = _ZEROS
+    w_ih_init: Initializer = initializers.default_w_ih
+    w_hh_init: Initializer = initializers.default_w_hh
+    b_init: Initializer = initializers.default_b
 
     params_type: ClassVar[type] = GRUParams
     num_gates: ClassVar[int] = 3

@@ -113,7 +113,8 @@ def clip_by_norm(max_norm: float) -> optax.GradientTransformation:
       >>> import jax.numpy as jnp, optax
       >>> from jaxrnn.clipping import clip_by_norm
       >>> tx = clip_by_norm(1.0)
-      >>> g, _ = tx.update({"a": jnp.array([3.0, 4.0]), "b": jnp.array([0.5])}, tx.init(None))
+      >>> grads = {"a": jnp.array([3.0, 4.0]), "b": jnp.array([0.5])}
+      >>> g, _ = tx.update(grads, tx.init(None))
       >>> g["a"], g["b"]
       (Array([0.6, 0.8], dtype=float32), Array([0.5], dtype=float32))
     """

@@ -325,7 +325,8 @@ class Checkpointer:
     Example:
       .. code-block:: python
 
-          with jr.training.Checkpointer("runs/adding/checkpoints", save_every=100) as ckpt:
+          ckpts = jr.training.Checkpointer("runs/adding/checkpoints", save_every=100)
+          with ckpts as ckpt:
               state = ckpt.restore_latest(state)   # unchanged if there is none
               for batch in batches:
                   state, metrics = step(state, batch)

@@ -8,9 +8,13 @@ from rotting. The docs tools come with the `test` extra.
 
 from __future__ import annotations
 
+import contextlib
+import html
+import html.parser
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import pkgutil
 import re
@@ -18,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import NamedTuple
 
 import jax
 import pytest
@@ -231,7 +236,14 @@ def test_rst_blocks_become_markdown(rst):
             "GRU    r, z, n",
             "=====  =====",
             "",
-            ">>> print('a::')",
+            "Example:",
+            "  >>> print('a::')",
+            "  a::",
+            "",
+            ".. math::",
+            "    r = 1",
+            "",
+            "    z = 2",
         ]
     )
     out = rst._blocks(text).splitlines()
@@ -244,7 +256,12 @@ def test_rst_blocks_become_markdown(rst):
         "| LSTM | i, f, g, o |",
         "| GRU | r, z, n |",
     ]
-    assert out[-1] == ">>> print('a::')"
+    # A doctest is code (its "::" no literal block): as it was, Markdown read
+    # the prompts as nested quotes and ran the lines into one paragraph.
+    assert out[21:26] == ["Example:", "  ```pycon", "  >>> print('a::')", "  a::", "  ```"]
+    # Each paragraph of a math block is its own equation: a blank line would
+    # end a $$ block in the middle.
+    assert out[27:] == ["$$", "r = 1", "$$", "", "$$", "z = 2", "$$"]
 
 
 def test_rst_roles_become_optional_cross_references(rst, griffe_package):
@@ -295,6 +312,42 @@ def test_rebound_classes_and_field_comments(rst, tmp_path):
     assert package["TASKS"].docstring.value == "the tasks by name"
 
 
+def test_signatures_name_public_types_and_bases(griffe_package):
+    simple_rnn = griffe_package["cells.SimpleRNN"]
+    assert [str(b) for b in simple_rnn.bases] == ["_ElmanPointwise", "Cell"]  # as written
+    assert [str(b) for b in simple_rnn.extra["jaxrnn"]["public_bases"]] == ["Cell"]  # as shown
+    assert "pointwise" in simple_rnn.all_members  # still inherited from the private base
+    check_step = griffe_package["cells.Cell.check_step"].parameters
+    assert [str(check_step[name].annotation) for name in ("params", "state", "x")] == [
+        "Params",
+        "State",
+        "Any",  # no public name for it: left as written
+    ]
+    init = griffe_package["cells.Cell.init"].parameters
+    assert str(init["dtype"].annotation) == "jax.typing.DTypeLike | None"  # its default is None
+    assert str(griffe_package["cells.LSTM.w_ih_init"].value) == "initializers.default_w_ih"
+
+
+def test_math_becomes_mathml(mathml):
+    out = mathml.render(
+        '<p>a <span class="arithmatex">\\(x_t &lt; \\rho^{T-t}\\)</span> b</p>'
+        '<div class="arithmatex">\\[\nh_t = \\tanh(a_t)\n\\]</div>'
+    )
+    assert out.count("<math ") == 2 and "\\(" not in out and "\\[" not in out
+    assert 'display="inline"' in out and 'display="block"' in out
+    assert 'alttext="x_t &lt; \\rho^{T-t}"' in out  # the source, for copying and screen readers
+    assert "&#x003C1;" in out  # rho
+
+
+@pytest.fixture(scope="module")
+def mathml():
+    _require("latex2mathml")
+    spec = importlib.util.spec_from_file_location("mathml_hook", ROOT / "docs" / "_ext" / "mathml.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # --------------------------------------------------------------------------
 # the code on the pages jaxrnn's docs own runs
 
@@ -325,23 +378,212 @@ def test_quickstart_code_runs(capsys):
 
 
 # --------------------------------------------------------------------------
-# the build
+# the build, and what a reader sees in it
 
 
-def test_site_builds_strictly(tmp_path):
-    _require("mkdocs")
-    _require("material")
-    _require("mkdocstrings_handlers.python")
+class Site(NamedTuple):
+    """One ``mkdocs build --strict`` of the site."""
+
+    root: Path  # the built site
+    returncode: int
+    log: str
+
+
+def _build_site(root: Path) -> Site:
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1", PYTHONWARNINGS="ignore")
     result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(root)],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, f"mkdocs build --strict failed:\n{log[-6000:]}"
-    assert (tmp_path / "site" / "index.html").is_file()
-    assert (tmp_path / "site" / "api" / "rnn" / "index.html").is_file()
+    return Site(root, result.returncode, result.stdout + result.stderr)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` (a no-op where there is no ``fcntl``)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: each worker builds its own site
+        yield
+        return
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Site:
+    """The site, built once for every test that reads it (a build takes seconds).
+
+    Under pytest-xdist each worker has its own module fixtures, so the workers
+    share one build: the first builds into the parent of their temporary
+    directories, under a lock, and the others read its record.
+    """
+    _require("mkdocs")
+    _require("material")
+    _require("mkdocstrings_handlers.python")
+    _require("latex2mathml")
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    record = base / "docs-site.json"
+    with _locked(base / "docs-site.lock"):
+        if not record.exists():
+            record.write_text(json.dumps(_build_site(base / "docs-site")._asdict(), default=str))
+        built = json.loads(record.read_text())
+    return Site(Path(built["root"]), built["returncode"], built["log"])
+
+
+def built_pages(site: Site, under: str = "") -> dict[str, str]:
+    """``{page: html}`` of the built site's pages (those under ``under``)."""
+    if site.returncode != 0:
+        pytest.fail("the site did not build: see test_site_builds_strictly")
+    pages = {  # the home page is ""
+        path.parent.relative_to(site.root).as_posix().strip("."): path.read_text(encoding="utf-8")
+        for path in sorted((site.root / under).rglob("index.html"))
+    }
+    assert pages, f"no pages under {site.root / under}"
+    return pages
+
+
+class _Reading(html.parser.HTMLParser):
+    """What a page shows outside code blocks, and where its examples are."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.prose: list[str] = []  # text outside <pre> and <code>
+        self.examples: list[bool] = []  # per docstring example: has a code block
+        self.math = 0  # <math> elements
+        self._code = 0
+        self._example = 0  # depth inside <details class="example">
+        self._stack: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("br", "img", "hr", "input", "meta", "link", "source", "col", "wbr"):
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        self._stack.append(tag)
+        if tag in ("pre", "code"):
+            self._code += 1
+            if tag == "pre" and self._example and not self.examples[-1]:
+                self.examples[-1] = True
+        elif tag == "details" and ("example" in classes or self._example):
+            if not self._example:
+                self.examples.append(False)
+            self._example += 1
+        elif tag == "math":
+            self.math += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in self._stack:
+            return
+        while self._stack:
+            open_tag = self._stack.pop()
+            if open_tag in ("pre", "code"):
+                self._code -= 1
+            elif open_tag == "details" and self._example:
+                self._example -= 1
+            if open_tag == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if not self._code and data.strip():
+            self.prose.append(data)
+
+
+def read_page(text: str) -> _Reading:
+    reading = _Reading()
+    reading.feed(text)
+    reading.close()
+    return reading
+
+
+def test_site_builds_strictly(site):
+    assert site.returncode == 0, f"mkdocs build --strict failed:\n{site.log[-6000:]}"
+    assert (site.root / "index.html").is_file()
+    assert (site.root / "api" / "rnn" / "index.html").is_file()
+
+
+def test_docstring_examples_render_as_code(site):
+    # A doctest outside a code block is what Markdown makes of ">>>": three
+    # nested quotes, the lines run together into one paragraph.
+    examples = 0
+    for page, text in built_pages(site, "api").items():
+        reading = read_page(text)
+        prompts = [line for line in "".join(reading.prose).splitlines() if ">>>" in line]
+        assert not prompts, f"{page}: doctest lines outside a code block: {prompts[:3]}"
+        assert all(reading.examples), f"{page}: an Example section without a code block"
+        examples += len(reading.examples)
+    assert examples >= 10, f"only {examples} Example sections on the API pages"
+
+
+def test_the_examples_check_would_notice_a_quoted_doctest():
+    quoted = read_page(
+        '<details class="example"><summary>Example</summary><blockquote><blockquote>'
+        "<blockquote><p>&gt;&gt;&gt; import jax\n&gt;&gt;&gt; 1 + 1</p></blockquote>"
+        "</blockquote></blockquote></details>"
+    )
+    assert quoted.examples == [False] and ">>> import jax" in "".join(quoted.prose)
+    code = read_page(
+        '<details class="example"><summary>Example</summary><div class="highlight"><pre>'
+        '<code><span class="gp">&gt;&gt;&gt; </span>1 + 1</code></pre></div></details>'
+    )
+    assert code.examples == [True] and ">>>" not in "".join(code.prose)
+
+
+#: The longest code line a page shows whole: at 1400 px, with both sidebars,
+#: the content column holds about 84 characters of code; a longer line
+#: scrolls, and its trailing comment is out of sight.
+CODE_COLUMNS = 80
+#: Pages whose code this check skips, and why.
+LONG_CODE_ALLOWED = {"": "the home page, which another change is rewriting"}
+
+
+def test_code_lines_fit_the_page(site):
+    long_lines = []
+    for page, text in built_pages(site).items():
+        if page in LONG_CODE_ALLOWED:
+            continue
+        for block in re.findall(r"<pre[^>]*>(.*?)</pre>", text, re.DOTALL):
+            code = html.unescape(re.sub(r"<[^>]+>", "", block))
+            long_lines += [f"{page or 'home'}: {line}" for line in code.splitlines() if len(line) > CODE_COLUMNS]
+    assert not long_lines, f"code lines over {CODE_COLUMNS} characters:\n" + "\n".join(long_lines)
+
+
+def test_math_is_rendered_when_the_site_is_built(site):
+    # MathML in the pages, and no LaTeX left for a script from a CDN to typeset.
+    pages = built_pages(site)
+    for page, text in pages.items():
+        assert "mathjax" not in text.lower(), f"{page} still loads MathJax"
+        reading = read_page(text)
+        prose = "".join(reading.prose)
+        raw = re.findall(r"\\[([]|\$\$", prose)
+        assert not raw, f"{page}: unrendered math ({raw[:3]}) in {prose[prose.find(raw[0]) - 80:][:200]!r}"
+    for page in ("api/cells", "gradients"):
+        assert read_page(pages[page]).math >= 5, f"{page} has no rendered equations"
+
+
+def test_signatures_show_public_names(site):
+    # What a user can type: no private defaults (`= _GLOROT`) or bases
+    # (`Bases: _ElmanPointwise`), and no bare `Any` where the package has a
+    # public name for the type (docs/_ext/griffe_rst.py's PUBLIC_TYPES).
+    for page, text in built_pages(site, "api").items():
+        blocks = re.findall(
+            r'<div class="doc-signature highlight">(.*?)</div>|<p class="doc doc-class-bases">(.*?)</p>',
+            text,
+            re.DOTALL,
+        )
+        for signature, bases in blocks:
+            shown = " ".join(html.unescape(re.sub(r"<[^>]+>", "", signature or bases)).split())
+            if bases:
+                assert not re.search(r"(?<![\w])_\w", shown), f"{page}: a private base in {shown!r}"
+            assert not re.search(r"=\s*_\w", shown), f"{page}: a private default in {shown!r}"
+            bare = re.findall(r"\b(params|state|dtype|precision|residuals|cell): Any\b", shown)
+            assert not bare, f"{page}: {bare} annotated Any in {shown!r}"

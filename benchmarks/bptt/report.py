@@ -242,7 +242,9 @@ def markdown(result: dict[str, Any]) -> str:
     skipped = skip_summary(rows)
     if skipped:
         lines += ["### Not timed", ""]
-        lines += [f"- {reason}: {', '.join(items)}" for reason, items in skipped.items()]
+        # "B*H > 8*128" is literal: a bare * would start Markdown emphasis
+        escaped = {reason.replace("*", r"\*"): items for reason, items in skipped.items()}
+        lines += [f"- {reason}: {', '.join(items)}" for reason, items in escaped.items()]
         lines.append("")
     return "\n".join(lines)
 

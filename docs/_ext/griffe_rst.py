@@ -9,8 +9,12 @@ of the ``jaxrnn`` package once it is loaded:
   into cross-references, resolved in the docstring's own scope. They are
   *optional* autorefs: a target the site does not document (an Optax or JAX
   object, a private helper) renders as plain code instead of failing the build;
-- ``.. math::`` (inline or as a block) into a display-math block;
-- ``.. code-block:: lang`` and paragraphs ending in ``::`` into fenced code;
+- ``.. math::`` (inline or as a block) into display math, one block per
+  paragraph (pre-rendered to MathML when the site is built: ``mathml.py``);
+- ``.. code-block:: lang`` and paragraphs ending in ``::`` into fenced code,
+  and doctest blocks (``>>>`` lines and their output, the ``Example:``
+  sections) into ``pycon`` code blocks: left as they are, Markdown reads their
+  prompts as three nested quotes and runs the lines together;
 - simple tables (``=====  =====`` borders) into Markdown tables;
 - a class re-bound at module level to a wrapped version of itself
   (``Adding = _register(Adding)``) stays documented as the class;
@@ -18,6 +22,19 @@ of the ``jaxrnn`` package once it is loaded:
   convention), and the trailing comment of a class field with none (how
   NamedTuple fields carry their shape and dtype here,
   ``h: Array  # (*batch, hidden)``), into that attribute's docstring.
+
+It also makes signatures show what a user can type:
+
+- a private base class (``Bases: _ElmanPointwise``) is shown as its own public
+  bases, recursively (``class.extra["jaxrnn"]["public_bases"]``, which the
+  site's ``class.html.jinja`` override renders; the bases themselves stay, so
+  inherited members resolve as before);
+- a parameter or field annotated ``Any`` whose name has one meaning across
+  the package (``params``, ``state``, ``dtype``, ``precision``, ...; the table
+  ``PUBLIC_TYPES``) is shown with the public type that name stands for
+  (``Params``, ``State``, ``jax.typing.DTypeLike``, ...), ``| None`` added
+  where its default is ``None``. Annotations other than a bare ``Any`` are
+  left alone.
 
 The source stays readable by ``help()`` and Sphinx alike. mkdocs.yml loads this
 file through the mkdocstrings handler's ``extensions`` option.
@@ -108,6 +125,27 @@ def _fence(indent: str, opening: str, body: list[str], closing: str) -> list[str
     return out
 
 
+def _doctest(lines: list[str], start: int) -> tuple[list[str], int]:
+    """The doctest block at ``lines[start]`` (to the next blank or less indented
+    line, as doctest reads it): (its lines, dedented; the next index)."""
+    indent = _indent(lines[start])
+    end = start
+    while end < len(lines) and lines[end].strip() and _indent(lines[end]) >= indent:
+        end += 1
+    return [line[indent:] for line in lines[start:end]], end
+
+
+def _paragraphs(lines: list[str]) -> list[list[str]]:
+    """``lines`` split at blank lines, the blank lines dropped."""
+    out: list[list[str]] = [[]]
+    for line in lines:
+        if line.strip():
+            out[-1].append(line)
+        elif out[-1]:
+            out.append([])
+    return [p for p in out if p]
+
+
 def _blocks(text: str) -> str:
     """Directives and literal blocks into Markdown blocks."""
     lines = text.split("\n")
@@ -118,9 +156,13 @@ def _blocks(text: str) -> str:
         line = lines[i]
         if line.lstrip().startswith("```"):
             in_fence = not in_fence
-        if in_fence or line.lstrip().startswith(">>>"):
+        if in_fence:
             out.append(line)
             i += 1
+            continue
+        if line.lstrip().startswith(">>>"):
+            body, i = _doctest(lines, i)
+            out += _fence(line[: _indent(line)], "```pycon", body, "```")
             continue
         directive = _DIRECTIVE.match(line)
         if directive:
@@ -129,8 +171,10 @@ def _blocks(text: str) -> str:
             while body and not body[0].strip():
                 body.pop(0)
             if name == "math":
-                math = ([arg] if arg else []) + body
-                out += _fence(indent, "$$", math, "$$")
+                # Paragraphs are separate equations (as in Sphinx); a blank line
+                # inside one $$ block would end it.
+                for k, equation in enumerate(_paragraphs(([arg] if arg else []) + body)):
+                    out += ([""] if k else []) + _fence(indent, "$$", equation, "$$")
             else:
                 out += _fence(indent, f"```{arg or 'python'}", body, "```")
             continue
@@ -219,6 +263,80 @@ def _doc_comment(attr: griffe.Object) -> str | None:
     return " ".join(found) or None
 
 
+#: What a bare ``Any`` annotation stands for, by parameter (or field) name,
+#: written in the scope of ``jaxrnn.cells`` (where ``Params``, ``State`` and
+#: ``Cell`` live and ``jax`` is imported).
+PUBLIC_TYPES = {
+    "params": "Params",
+    "state": "State",
+    "cell": "Cell",
+    "dtype": "jax.typing.DTypeLike",
+    "param_dtype": "jax.typing.DTypeLike",
+    "params_dtype": "jax.typing.DTypeLike",
+    "precision": "jax.lax.PrecisionLike",  # a Union that has None in it
+    "residuals": "str | int",
+    "bptt_clip": "float | None",
+    "unroll": "int | bool",
+}
+
+
+def _is_any(annotation: Any) -> bool:
+    return annotation is not None and str(annotation) in ("Any", "typing.Any")
+
+
+def _public_type(name: str, default: Any, scope: griffe.Object) -> griffe.Expr | None:
+    text = PUBLIC_TYPES.get(name)
+    if text is None:
+        return None
+    # ``default`` is None for "no default", the expression ``"None"`` for None.
+    if default is not None and str(default) == "None" and "None" not in text and not text.endswith("PrecisionLike"):
+        text += " | None"
+    return griffe.get_expression(ast.parse(text, mode="eval").body, parent=scope)
+
+
+def _public_annotations(obj: griffe.Object, scope: griffe.Object) -> None:
+    """``Any`` annotations of ``obj``'s parameters (or of ``obj``, a field) as
+    the public types their names stand for (:data:`PUBLIC_TYPES`)."""
+    if obj.is_function:
+        for param in obj.parameters:
+            if _is_any(param.annotation):
+                public = _public_type(param.name, param.default, scope)
+                if public is not None:
+                    param.annotation = public
+    elif obj.is_attribute and obj.parent is not None and obj.parent.is_class and _is_any(obj.annotation):
+        public = _public_type(obj.name, obj.value, scope)
+        if public is not None:
+            obj.annotation = public
+
+
+def _base_name(base: Any) -> str:
+    return str(base).rsplit(".", 1)[-1]
+
+
+def _public_bases(cls: griffe.Class, seen: frozenset[str] = frozenset()) -> list[Any]:
+    """``cls``'s bases, each private one replaced by its own public bases."""
+    out: list[Any] = []
+    for base in cls.bases:
+        if not _base_name(base).startswith("_"):
+            out.append(base)
+            continue
+        path = getattr(base, "canonical_path", str(base))
+        try:
+            target = cls.modules_collection[path]
+            if target.is_alias:
+                target = target.final_target
+        except (KeyError, griffe.AliasResolutionError, griffe.CyclicAliasError):
+            target = None
+        if target is None or not target.is_class or path in seen:
+            out.append(base)  # nothing better to show
+            continue
+        out += _public_bases(target, seen | {path})
+    unique: dict[str, Any] = {}
+    for base in out:
+        unique.setdefault(getattr(base, "canonical_path", str(base)), base)
+    return list(unique.values())
+
+
 def _walk(obj: griffe.Object, seen: set[int]) -> Any:
     if id(obj) in seen:
         return
@@ -232,9 +350,12 @@ def _walk(obj: griffe.Object, seen: set[int]) -> Any:
 class RestToMarkdown(griffe.Extension):
     """Rewrites the Sphinx constructs of a package's docstrings as Markdown."""
 
-    def __init__(self, packages: tuple[str, ...] = ("jaxrnn",)) -> None:
+    def __init__(
+        self, packages: tuple[str, ...] = ("jaxrnn",), types_scope: str = "jaxrnn.cells"
+    ) -> None:
         super().__init__()
         self.packages = tuple(packages)
+        self.types_scope = types_scope  # the module PUBLIC_TYPES are written in
 
     def on_attribute_node(self, *, node: Any, agent: Any, **kwargs: Any) -> None:
         # ``Name = wrap(Name, ...)`` at module level re-binds a class to a wrapped
@@ -265,7 +386,15 @@ class RestToMarkdown(griffe.Extension):
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         if pkg.name not in self.packages:
             return
+        try:
+            scope = pkg.modules_collection[self.types_scope]
+        except KeyError:
+            scope = None
         for obj in _walk(pkg, set()):
+            if scope is not None:
+                _public_annotations(obj, scope)
+            if obj.is_class and any(_base_name(b).startswith("_") for b in obj.bases):
+                obj.extra["jaxrnn"]["public_bases"] = _public_bases(obj)
             if obj.docstring is not None:
                 obj.docstring.value = _roles(_blocks(obj.docstring.value), obj)
             elif obj.is_attribute:

@@ -64,8 +64,10 @@ def default_chunk(num_steps: int, batch_size: int | None = None) -> int:
 
     Example:
       >>> from jaxrnn.kernels import default_chunk
-      >>> default_chunk(1000), default_chunk(1000, batch_size=8), default_chunk(1000, batch_size=64)
-      (16, 21, 16)
+      >>> default_chunk(1000)
+      16
+      >>> default_chunk(1000, batch_size=8), default_chunk(1000, batch_size=64)
+      (21, 16)
     """
     chunk = num_steps**0.5 / 2
     if batch_size:
