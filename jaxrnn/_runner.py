@@ -22,6 +22,7 @@ import optax
 
 from . import cells as _cells
 from . import clipping
+from ._linear_cells import LINEAR_CELLS
 from .tasks import Task
 
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
@@ -30,8 +31,8 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "rmsprop": optax.rmsprop,
 }
 
-#: cells by command-line name (one registry: jaxrnn.cells.NAMED_CELLS)
-CELLS = _cells.NAMED_CELLS
+#: cells by command-line name: jaxrnn.cells.NAMED_CELLS and the linear-recurrence cells
+CELLS = {**_cells.NAMED_CELLS, **LINEAR_CELLS}
 
 
 def make_optimizer(name: str) -> optax.GradientTransformation:

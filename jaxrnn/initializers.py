@@ -17,6 +17,9 @@ import jax.numpy as jnp
 __all__ = [
     "default_b",
     "default_irnn_w_ih",
+    "default_lru_c",
+    "default_lru_d",
+    "default_lru_w_ih",
     "default_w_hh",
     "default_w_ih",
     "identity",
@@ -34,6 +37,26 @@ default_b: jax.nn.initializers.Initializer = jax.nn.initializers.zeros
 
 default_irnn_w_ih: jax.nn.initializers.Initializer = jax.nn.initializers.normal(stddev=1e-3)
 """The IRNN's default ``w_ih`` initializer: normal, stddev 0.001 (Le et al., 2015)."""
+
+default_lru_w_ih: jax.nn.initializers.Initializer = jax.nn.initializers.variance_scaling(
+    0.5, "fan_in", "normal"
+)
+"""The LRU's input matrix ``B`` (real and imaginary parts, each): normal with
+variance ``1/(2 I)`` (Orvieto et al., 2023, Appendix A)."""
+
+default_lru_c: jax.nn.initializers.Initializer = jax.nn.initializers.variance_scaling(
+    1.0, "fan_in", "normal"
+)
+"""The LRU's output matrix ``C`` (real and imaginary parts, each): normal with
+variance ``1/H`` (Orvieto et al., 2023, Appendix A)."""
+
+
+def default_lru_d(key: Any, shape: Any, dtype: Any = jnp.float32) -> jax.Array:
+    """The LRU's skip ``D``: N(0, 1) on the main diagonal of a matrix, zeros
+    elsewhere (the paper's diagonal ``D`` when input and output sizes match)."""
+    rows, cols = shape
+    diag = jax.random.normal(key, (1, cols), dtype)
+    return jnp.eye(rows, cols, dtype=dtype) * diag
 
 
 def scaled_identity(scale: float = 1.0) -> jax.nn.initializers.Initializer:

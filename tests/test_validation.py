@@ -52,7 +52,7 @@ CASES = {
     "params integer": (dict(params=jax.tree_util.tree_map(lambda a: a.astype(jnp.int32), PARAMS), xs=XS), TypeError, r"params.w_ih must have a floating dtype, got int32"),
     "cell": (dict(cell="lstm"), TypeError, r"cell must be a jaxrnn Cell, got str 'lstm'"),
     # options
-    "impl": (dict(impl="cudnn"), ValueError, r"impl must be one of \('auto', 'fused', 'pallas', 'scan'\), got 'cudnn'"),
+    "impl": (dict(impl="cudnn"), ValueError, r"impl must be one of \('auto', 'fused', 'pallas', 'parallel', 'scan'\), got 'cudnn'"),
     "residuals name": (dict(residuals="all"), ValueError, r"residuals must be one of \('auto', 'gates', 'states'\) or a positive int.*got 'all'"),
     "residual_budget": (dict(residual_budget=0), ValueError, r"residual_budget must be a positive int, got 0"),
     "residuals zero": (dict(residuals=0), ValueError, r"residuals must be a positive int, got 0"),

@@ -157,9 +157,10 @@ def add_common(p: argparse.ArgumentParser, *, cells: bool) -> None:
     p.add_argument("--seed", type=nonneg_int, default=0, help="PRNG seed (default 0)")
     p.add_argument("--impl", choices=IMPLS, default="auto",
                    help="jaxrnn.rnn implementation: auto (the fused engine, with the Pallas kernels where "
-                   "they are the default), fused (its loops in XLA), pallas (its loops as Pallas kernels; "
-                   "exact but slow on CPU) or scan (the lax.scan reference); default auto (demo: scan, "
-                   "faster at its size on CPU)")
+                   "they are the default; an associative scan for the linear cells mingru, minlstm, lru, "
+                   "rglru), fused (its loops in XLA), pallas (its loops as Pallas kernels; exact but slow "
+                   "on CPU), parallel (Newton's method over the sequence, see --method) or scan (the "
+                   "lax.scan reference); default auto (demo: scan, faster at its size on CPU)")
     p.add_argument("--out", default=None, help="run folder (default runs/<command>-<time>)")
     if cells:
         p.add_argument("--cells", type=cell_list, default=["tanh", "irnn", "lstm", "gru", "relu"],

@@ -22,6 +22,8 @@ from typing import Any
 
 import jax
 
+from ..parallel import METHODS
+from .._linear_cells import LinearCell
 from .._runner import CELLS, OPTIMIZERS
 from ._io import (
     UsageError,
@@ -80,9 +82,9 @@ def _sample(task, key, batch_size):
     return task.sample(key, batch_size)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _evaluate(cell, impl, task, params, batch):
-    outputs = task.apply(cell, params, batch[0], impl=impl)
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _evaluate(cell, options, task, params, batch):
+    outputs = task.apply(cell, params, batch[0], **dict(options))
     return task.loss(outputs, batch[1]), task.metric(outputs, batch[1])
 
 
@@ -97,7 +99,8 @@ def _run_config(args: argparse.Namespace) -> dict[str, Any]:
     for k in ("text", "mnist"):  # the same file, however it is spelled
         if config[k] is not None:
             config[k] = os.path.abspath(config[k])
-    return {**config, "impl": args.impl, "residuals": args.residuals, "steps": args.steps}
+    return {**config, "impl": args.impl, "residuals": args.residuals, "steps": args.steps,
+            **({"method": args.method} if args.impl == "parallel" else {})}
 
 
 def _check_same_run(config_path: Path, config: dict[str, Any]) -> None:
@@ -217,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
         cell = CELLS[args.cell](args.hidden)
         tx = _make_tx(args)
         rnn_options = {"impl": args.impl, "residuals": args.residuals}
+        if args.impl == "parallel" and not isinstance(cell, LinearCell):
+            rnn_options.update(method=args.method, max_iter=args.max_iter)
         if args.bptt_clip is not None:
             rnn_options["bptt_clip"] = args.bptt_clip
         loss_fn = task.make_loss(cell, **rnn_options)
@@ -233,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
 
         step_fn = training.make_train_step(loss_fn, tx)
         sample = functools.partial(_sample, batch_size=args.batch)
-        evaluate = functools.partial(_evaluate, cell, args.impl)
+        evaluate = functools.partial(_evaluate, cell, tuple(sorted(rnn_options.items())))
         test_batch = sample(task, jax.random.PRNGKey(2**31 - 1))
         data_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 1)
         desc = f"{args.task} T={args.length} {args.cell}"
@@ -299,6 +304,12 @@ def register(sub: Any) -> None:
     p.add_argument("--clip", type=positive_float, default=1.0, help="threshold of global/per-leaf/value clipping")
     p.add_argument("--bptt-clip", type=positive_float, default=None,
                    help="clip the state gradient at every step of BPTT to this norm")
+    p.add_argument("--method", choices=METHODS, default="deer",
+                   help="with --impl parallel: the Newton method (deer: full Jacobians; quasi: their "
+                   "diagonals; elk, quasi-elk: damped) (default deer)")
+    p.add_argument("--max-iter", type=positive_int, default=None,
+                   help="with --impl parallel: the most Newton iterations per step before the "
+                   "sequential fallback (default 100, at most T for deer and quasi)")
     p.add_argument("--residuals", type=residuals, default="auto",
                    help="fused engine residual policy: auto (the fastest that fits the "
                         "platform's memory budget), gates, states or K (default auto)")

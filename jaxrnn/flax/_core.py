@@ -138,6 +138,11 @@ def run(
     bptt_clip: float | None,
     precision: Any,
     unroll: int | bool,
+    method: str | None = None,
+    tol: float | None = None,
+    max_iter: int | None = None,
+    on_failure: str | None = None,
+    damping: float | None = None,
 ) -> Any:
     """``flax.linen.RNN``'s semantics over :func:`jaxrnn.rnn`.
 
@@ -174,6 +179,11 @@ def run(
         bptt_clip=bptt_clip,
         unroll=unroll,
         precision=precision,
+        method=method,
+        tol=tol,
+        max_iter=max_iter,
+        on_failure=on_failure,
+        damping=damping,
     )
     if reverse and not keep_order:
         ys = _flip(ys, seq_lengths, time_major)

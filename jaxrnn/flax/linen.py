@@ -68,6 +68,11 @@ class _Layer(nn.Module):
     unroll: int | bool = 1
     dtype: Any = None
     param_dtype: Any = jnp.float32
+    method: str | None = None
+    tol: float | None = None
+    max_iter: int | None = None
+    on_failure: str | None = None
+    damping: float | None = None
 
     def _params(self, cell: Cell, input_size: int) -> Any:
         """The cell's params, declared field by field, drawn by ONE ``cell.init``."""
@@ -143,6 +148,11 @@ class _Layer(nn.Module):
             bptt_clip=self.bptt_clip,
             precision=self.precision,
             unroll=self.unroll,
+            method=self.method,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            on_failure=self.on_failure,
+            damping=self.damping,
         )
 
 
@@ -167,8 +177,11 @@ class RNN(_Layer):
         order).
       impl: ``"auto"`` (the default: the fused engine, with the Pallas
         kernels where they are the default), ``"fused"`` (its loops in XLA),
-        ``"pallas"`` (its loops as one Pallas kernel per chunk) or
-        ``"scan"`` (the ``lax.scan`` reference); see :func:`jaxrnn.rnn`.
+        ``"pallas"`` (its loops as one Pallas kernel per chunk),
+        ``"parallel"`` (Newton's method over the sequence) or ``"scan"``
+        (the ``lax.scan`` reference); see :func:`jaxrnn.rnn`. A
+        linear-recurrence cell (``jr.MinGRU``, ...) runs by an associative
+        scan under ``"auto"``.
       residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
       residual_budget: bytes ``residuals="auto"`` may keep, as for :func:`jaxrnn.rnn`.
       bptt_clip: per-step clipping of the state gradient, as for
@@ -180,6 +193,9 @@ class RNN(_Layer):
         params' dtypes (Flax's rule). Inputs and params are cast to it; with
         bfloat16/float16 the carry is float32.
       param_dtype: the dtype of the parameters (float32).
+      method: with ``impl="parallel"``, the Newton method (``"deer"``,
+        ``"quasi"``, ``"elk"``, ``"quasi-elk"``), as for :func:`jaxrnn.rnn`;
+        ``tol``, ``max_iter``, ``on_failure`` and ``damping`` likewise.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr

@@ -58,8 +58,11 @@ class RNN(_nnx.Module):
         order).
       impl: ``"auto"`` (the default: the fused engine, with the Pallas
         kernels where they are the default), ``"fused"`` (its loops in XLA),
-        ``"pallas"`` (its loops as one Pallas kernel per chunk) or
-        ``"scan"`` (the ``lax.scan`` reference); see :func:`jaxrnn.rnn`.
+        ``"pallas"`` (its loops as one Pallas kernel per chunk),
+        ``"parallel"`` (Newton's method over the sequence) or ``"scan"``
+        (the ``lax.scan`` reference); see :func:`jaxrnn.rnn`. A
+        linear-recurrence cell (``jr.MinGRU``, ...) runs by an associative
+        scan under ``"auto"``.
       residuals: what the fused backward keeps, as for :func:`jaxrnn.rnn`.
       residual_budget: bytes ``residuals="auto"`` may keep, as for :func:`jaxrnn.rnn`.
       bptt_clip: per-step clipping of the state gradient, as for
@@ -71,6 +74,9 @@ class RNN(_nnx.Module):
         params' dtypes (Flax's rule). Inputs and params are cast to it; with
         bfloat16/float16 the carry is float32.
       param_dtype: the dtype of the parameters (float32).
+      method: with ``impl="parallel"``, the Newton method (``"deer"``,
+        ``"quasi"``, ``"elk"``, ``"quasi-elk"``), as for :func:`jaxrnn.rnn`;
+        ``tol``, ``max_iter``, ``on_failure`` and ``damping`` likewise.
       rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
 
     Example:
@@ -100,6 +106,11 @@ class RNN(_nnx.Module):
         unroll: int | bool = 1,
         dtype: Any = None,
         param_dtype: Any = jnp.float32,
+        method: str | None = None,
+        tol: float | None = None,
+        max_iter: int | None = None,
+        on_failure: str | None = None,
+        damping: float | None = None,
         rngs: _nnx.Rngs,
     ) -> None:
         check_cell(cell)
@@ -117,6 +128,11 @@ class RNN(_nnx.Module):
         self.precision = precision
         self.unroll = unroll
         self.dtype = dtype
+        self.method = method
+        self.tol = tol
+        self.max_iter = max_iter
+        self.on_failure = on_failure
+        self.damping = damping
         self.param_dtype = _checks.float_dtype("param_dtype", param_dtype)
         params = cell.init(rngs.params(), in_features, self.param_dtype)
         for field, value in zip(params._fields, params):
@@ -195,6 +211,11 @@ class RNN(_nnx.Module):
             bptt_clip=self.bptt_clip,
             precision=self.precision,
             unroll=self.unroll,
+            method=self.method,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            on_failure=self.on_failure,
+            damping=self.damping,
         )
 
 

@@ -13,7 +13,8 @@ which is a *linear* recurrence in ``s``, solved by an associative scan in
 - ``"quasi"`` (quasi-DEER, Gonzalez et al., 2024): only their diagonals;
   ``O(S)`` memory and work per step, more iterations.
 - ``"elk"`` and ``"quasi-elk"`` (Gonzalez et al., 2024): a Levenberg-Marquardt
-  step, damped by ``damping``, computed as a parallel Kalman smoother; stable
+  step computed as a parallel Kalman smoother, its damping adapted (from
+  ``damping``) so that every step taken lowers the squared residual; stable
   where undamped Newton overshoots.
 
 Every method reaches the exact solution in at most ``T`` iterations in exact
@@ -45,18 +46,22 @@ from jax import lax
 
 from .. import _checks
 from ..cells import Cell
-from ._scan import DENSE, DIAG, kalman_smoother_mean, linear_recurrence
+from ._scan import DENSE, DIAG, affine_recurrence, kalman_smoother_mean
 
 Array = jax.Array
 
 METHODS = ("deer", "quasi", "elk", "quasi-elk")
+"""The Newton methods of ``jr.rnn(..., impl="parallel", method=...)``."""
 ON_FAILURE = ("fallback", "raise", "nan")
-#: ELK's default damping ``λ``: the weight of ``|s − s^k|²`` against the
-#: linearised residual in each Levenberg-Marquardt step.
+"""What a parallel run that does not reach ``tol`` may do (``on_failure=``)."""
 DEFAULT_DAMPING = 0.01
-#: Newton iterations allowed by default (never more than ``T``, where every
-#: method is exact).
+"""ELK's initial damping ``λ``: the weight of ``|s − s^k|²`` against the
+linearised residual in a Levenberg-Marquardt step (then divided by 10 after a
+step that lowers the squared residual, multiplied by 10 after one that does
+not)."""
 DEFAULT_MAX_ITER = 100
+"""Newton iterations allowed by default (``"deer"`` and ``"quasi"``: never
+more than ``T``, after which they are exact)."""
 
 
 class NotConvergedError(RuntimeError):
@@ -214,39 +219,58 @@ def _sequential(prob: _Problem, params: Any, xs: Array, s0: Array, valid: Array)
 
 
 def _iterate(prob: _Problem, params: Any, xs: Array, s0: Array, valid: Array):
-    """Newton iterations from the guess ``s_t = s0``; returns ``(s, k, residual, history)``."""
+    """Newton iterations from the guess ``s_t = s0``; returns ``(s, k, residual, history)``.
+
+    The ELK methods adapt their damping as Levenberg-Marquardt does: a step
+    that lowers ``Σ |s_t − f(s_{t−1}, x_t)|²`` is taken and the damping
+    divided by 10; one that does not is refused and the damping multiplied
+    by 10. So they take near-Newton steps where Newton works, and short
+    steps where it would overshoot; every iteration, taken or refused,
+    counts.
+    """
     alg = prob.algebra
     f = functools.partial(prob.f, params)
+    elk = prob.opts.method in ("elk", "quasi-elk")
 
-    def newton_step(s: Array, fs: Array) -> Array:
+    def newton_step(s: Array, fs: Array, lam: Array) -> Array:
         s_prev = _shift(s, s0)
         a = alg.from_dense(prob.jacobians(params, s_prev, xs, valid))
         offset = fs - alg.matvec(a, s_prev)  # s_t = A_t s_{t-1} + offset_t
-        if prob.opts.method in ("elk", "quasi-elk"):
-            return kalman_smoother_mean(alg, a, offset, s, s0, prob.opts.damping)
+        if elk:
+            return kalman_smoother_mean(alg, a, offset, s, s0, lam)
         # s_0 is known: step 1's right-hand side is f(s_0, x_1) itself.
-        return linear_recurrence(alg, a, offset.at[0].set(fs[0]))
+        return affine_recurrence(alg, a, offset.at[0].set(fs[0]))
 
-    def residual(s: Array) -> tuple[Array, Array]:
+    def residual(s: Array) -> tuple[Array, Array, Array]:
         fs = f(_shift(s, s0), xs, valid)
-        return fs, _max_abs(s - fs)
+        r = s - fs
+        merit = jnp.sum(r * r)
+        return fs, _max_abs(r), jnp.where(jnp.isfinite(merit), merit, jnp.inf)
 
     s = jnp.broadcast_to(s0, (xs.shape[0],) + s0.shape)
-    fs, res = residual(s)
+    fs, res, merit = residual(s)
     history = jnp.full((prob.max_iter + 1,), jnp.nan, res.dtype).at[0].set(res)
+    lam = jnp.asarray(prob.opts.damping, res.dtype)
 
     def cond(carry: tuple) -> Array:
-        _, _, res, k, _ = carry
+        _, _, res, _, k, _, _ = carry
         return jnp.isfinite(res) & (res > prob.tol) & (k < prob.max_iter)
 
     def body(carry: tuple) -> tuple:
-        s, fs, _, k, history = carry
-        s = newton_step(s, fs)
-        fs, res = residual(s)
-        return s, fs, res, k + 1, history.at[k + 1].set(res)
+        s, fs, res, merit, k, history, lam = carry
+        new = newton_step(s, fs, lam)
+        fs_new, res_new, merit_new = residual(new)
+        if elk:
+            take = merit_new < merit
+            pick = lambda a, b: jnp.where(take, a, b)  # noqa: E731
+            s, fs, res, merit = pick(new, s), pick(fs_new, fs), pick(res_new, res), pick(merit_new, merit)
+            lam = jnp.clip(jnp.where(take, lam / 10, lam * 10), 1e-8, 1e8)
+        else:
+            s, fs, res, merit = new, fs_new, res_new, merit_new
+        return s, fs, res, merit, k + 1, history.at[k + 1].set(res), lam
 
-    s, _, res, k, history = lax.while_loop(
-        cond, body, (s, fs, res, jnp.zeros((), jnp.int32), history)
+    s, _, res, _, k, history, _ = lax.while_loop(
+        cond, body, (s, fs, res, merit, jnp.zeros((), jnp.int32), history, lam)
     )
     return s, k, res, history
 
@@ -289,7 +313,7 @@ def _adjoint(prob: _Problem, params: Any, xs: Array, s0: Array, valid: Array, s:
     if not prob.diagonal:
         # One dense reverse scan: exact.
         jt = DENSE.transpose(prob.jacobians(params, s_prev, xs, valid))
-        return linear_recurrence(DENSE, later(jt), g, reverse=True), jnp.ones((), bool)
+        return affine_recurrence(DENSE, later(jt), g, reverse=True), jnp.ones((), bool)
 
     # Quasi methods: iterative refinement, each a diagonal reverse scan;
     # the products J_{t+1}ᵀ λ_{t+1} are exact VJPs (no dense matrix).
@@ -297,7 +321,7 @@ def _adjoint(prob: _Problem, params: Any, xs: Array, s0: Array, valid: Array, s:
     d = later(jnp.diagonal(prob.jacobians(params, s_prev, xs, valid), axis1=-2, axis2=-1))
 
     def solve_diag(r: Array) -> Array:
-        return linear_recurrence(DIAG, d, r, reverse=True)
+        return affine_recurrence(DIAG, d, r, reverse=True)
 
     def misfit(lam: Array) -> Array:
         return g - (lam - later(f_vjp(lam)[0]))

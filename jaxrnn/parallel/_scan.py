@@ -3,7 +3,7 @@
 Both Newton methods of :mod:`jaxrnn.parallel._newton` reduce one iteration to
 one of these, over the time axis of ``(T, B, ...)`` arrays:
 
-- :func:`linear_recurrence`: ``s_t = A_t s_{t-1} + b_t`` (DEER's step and the
+- :func:`affine_recurrence`: ``s_t = A_t s_{t-1} + b_t`` (DEER's step and the
   adjoint of every method's gradient);
 - :func:`kalman_smoother_mean`: the posterior mean of a linear-Gaussian
   state-space model, the Levenberg-Marquardt step of ELK.
@@ -58,7 +58,7 @@ DIAG = Algebra(
 )
 
 
-def linear_recurrence(alg: Algebra, a: Array, b: Array, *, reverse: bool = False) -> Array:
+def affine_recurrence(alg: Algebra, a: Array, b: Array, *, reverse: bool = False) -> Array:
     """Solves ``s_t = A_t s_{t-1} + b_t`` for all ``t`` with ``s_0 = 0``.
 
     Fold a nonzero initial state into ``b_1`` (``b_1 + A_1 s_0``). With
@@ -137,4 +137,4 @@ def kalman_smoother_mean(
     g = mn - alg.matvec(E, alg.matvec(a_next, mn) + c_next)
     E = jnp.concatenate([E, jnp.zeros_like(E[:1])], axis=0)
     g = jnp.concatenate([g, m[-1:]], axis=0)
-    return linear_recurrence(alg, E, g, reverse=True)
+    return affine_recurrence(alg, E, g, reverse=True)
