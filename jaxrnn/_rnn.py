@@ -363,10 +363,11 @@ def rnn(
     the state (``state`` and the final state) is float32; ``ys`` are rounded
     to the dtype of ``xs`` so that layers chain.
 
-    ``impl="fused"`` (and ``"pallas"``, ``"auto"``) has a hand-written reverse-mode derivative
-    (``jax.custom_vjp``): ``jax.grad``, ``jax.vjp`` and ``jax.jacrev`` work,
-    forward mode (``jax.jvp``, ``jax.jacfwd``) does not; use ``impl="scan"``
-    there.
+    ``impl="fused"`` (and ``"pallas"``, ``"auto"``, ``"parallel"``, and the
+    linear-recurrence cells' associative scan) has a hand-written reverse-mode
+    derivative (``jax.custom_vjp``): ``jax.grad``, ``jax.vjp`` and
+    ``jax.jacrev`` work, forward mode (``jax.jvp``, ``jax.jacfwd``) does not;
+    use ``impl="scan"`` there.
 
     Example:
       >>> import jax, jaxrnn as jr

@@ -148,7 +148,8 @@ def _scan_with_probe(cell: Cell, params: Any, xs: Array, state: Any, probe: Any)
         x_t, p_t = inputs
         new, _ = cell(params, carry, x_t)
         new = jax.tree_util.tree_map(jnp.add, new, p_t)
-        return new, cell.output(new)
+        # The LRU's output reads the input too.
+        return new, cell.outputs(params, new, x_t) if isinstance(cell, LinearCell) else cell.output(new)
 
     probe_tm = jax.tree_util.tree_map(lambda p: jnp.moveaxis(p, 1, 0), probe)
     final, ys = lax.scan(body, state, (jnp.moveaxis(xs, 1, 0), probe_tm))

@@ -4,6 +4,7 @@ printed, resume, bad arguments answered in one line with exit status 2."""
 from __future__ import annotations
 
 import json
+import math
 
 import jax
 import numpy as np
@@ -125,6 +126,22 @@ def test_train_char_lm_samples_text(tmp_path, capsys):
     sample = (tmp_path / "run" / "sample.txt").read_text()
     assert sample.startswith("ab") and len(sample) == 14
     assert "sample (temperature" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "cell, extra",
+    [("mingru", []), ("gru", ["--impl", "parallel", "--method", "quasi"])],
+)
+def test_train_runs_the_parallel_paths(tmp_path, cell, extra):
+    out = tmp_path / "run"
+    rc = cli.main(["train", "--task", "adding", "--length", "6", "--cell", cell, "--hidden", "4",
+                   "--batch", "2", "--steps", "2", "--eval-every", "2", "--out", str(out),
+                   "--optimizer", "sgd", "--no-progress", *extra])
+    assert rc == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["cell"] == cell and config.get("method") == ("quasi" if extra else None)
+    summary = json.loads((out / "metrics.json").read_text())["summary"]
+    assert math.isfinite(summary["final_test_loss"])
 
 
 @pytest.mark.parametrize(

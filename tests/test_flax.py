@@ -409,3 +409,34 @@ def test_integer_inputs_are_promoted_as_flax_does():
     with jax.numpy_dtype_promotion("standard"):
         ref, _ = nn.RNN(nn.GRUCell(H)).init_with_output(jax.random.PRNGKey(0), xs)
     assert ref.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("cell", [jr.MinGRU(H), jr.LRU(H)], ids=["mingru", "lru"])
+def test_parallel_paths_through_both_layers(data, cell):
+    # A linear-recurrence cell (associative scan under "auto") and a GRU
+    # solved by Newton (impl="parallel") give the scan reference's outputs,
+    # carries and gradients through linen and nnx.
+    _, xs = data
+    close = lambda a, b: np.testing.assert_allclose(a, b, **TOL)
+
+    def loss(p, layer):
+        carry, ys = layer.apply({"params": p}, xs, seq_lengths=LENGTHS)
+        leaves = jax.tree_util.tree_leaves(carry)
+        return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(c * c) for c in leaves), ys
+
+    for fast, ref in [
+        (jf.RNN(cell, return_carry=True), jf.RNN(cell, return_carry=True, impl="scan")),
+        (
+            jf.GRU(H, impl="parallel", method="quasi", return_carry=True),
+            jf.GRU(H, impl="scan", return_carry=True),
+        ),
+    ]:
+        params = ref.init(jax.random.PRNGKey(0), xs)["params"]
+        (g_fast, ys_fast) = jax.grad(loss, has_aux=True)(params, fast)
+        (g_ref, ys_ref) = jax.grad(loss, has_aux=True)(params, ref)
+        close(ys_fast, ys_ref)
+        jax.tree_util.tree_map(close, g_fast, g_ref)
+
+    module = jf.nnx.RNN(cell, INPUT, rngs=nnx.Rngs(0))
+    _, want = jr.rnn(cell, module.get_params(), xs, seq_lengths=LENGTHS, impl="scan")
+    close(module(xs, seq_lengths=LENGTHS), want)
