@@ -36,15 +36,22 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from typing import Any, Callable, ClassVar, NamedTuple
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from . import _checks
-from . import initializers
-from .cells import Cell, Params, State, accumulation_dtype, block_init
+from . import _checks, initializers
+from .cells import (
+    Cell,
+    Params,
+    State,
+    accumulation_dtype,
+    block_init,
+    matmul_accumulated,
+)
 
 __all__ = [
     "LinearCell",
@@ -112,14 +119,6 @@ class RGLRUParams(NamedTuple):
 
 # ----------------------------------------------------------------------------
 # helpers
-
-
-def _matmul(x: Array, w: Array, precision: Any) -> Array:
-    """``x @ w`` on ``w``'s dtype, accumulated in :func:`accumulation_dtype`."""
-    return jnp.matmul(
-        x.astype(w.dtype), w, precision=precision,
-        preferred_element_type=accumulation_dtype(w.dtype),
-    )
 
 
 def _row(v: Array, like: Array) -> Array:
@@ -551,7 +550,7 @@ class LRU(LinearCell):
     def coefficients(
         self, params: LRUParams, xs: Array, precision: Any = None
     ) -> tuple[Array, Array]:
-        bu_re, bu_im = jnp.split(_matmul(xs, params.w_ih, precision), 2, axis=-1)
+        bu_re, bu_im = jnp.split(matmul_accumulated(xs, params.w_ih, precision), 2, axis=-1)
         gamma = _row(jnp.exp(params.gamma_log.astype(bu_re.dtype)), bu_re)
         b = lax.complex(gamma * bu_re, gamma * bu_im)
         a = jnp.broadcast_to(_row(self.eigenvalues(params), b), b.shape)
@@ -562,9 +561,9 @@ class LRU(LinearCell):
     ) -> Array:
         # Re(h C) = h_re c_re - h_im c_im
         return (
-            _matmul(states.re, params.c_re, precision)
-            - _matmul(states.im, params.c_im, precision)
-            + _matmul(xs, params.d, precision)
+            matmul_accumulated(states.re, params.c_re, precision)
+            - matmul_accumulated(states.im, params.c_im, precision)
+            + matmul_accumulated(xs, params.d, precision)
         )
 
     def output(self, state: LRUState) -> Array:

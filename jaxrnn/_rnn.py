@@ -9,7 +9,8 @@ flattened, run, and brought back.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any, Union
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +20,8 @@ from jax import lax
 from . import _checks
 from ._gradclip import clip_gradient
 from ._layout import BatchLayout
-from ._sharding import vary, varying_axes_of
 from ._linear_cells import LinearCell
+from ._sharding import vary, varying_axes_of
 from .cells import Cell, Params, State, accumulation_dtype
 from .kernels._engine import run_impl
 from .parallel._linear import run_linear

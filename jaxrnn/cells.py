@@ -121,7 +121,7 @@ def accumulation_dtype(dtype: Any) -> np.dtype:
     return jnp.dtype(jnp.float32) if dtype.itemsize < 4 else dtype
 
 
-def _dot(a: Array, w: Array, precision: Any) -> Array:
+def matmul_accumulated(a: Array, w: Array, precision: Any = None) -> Array:
     """``a @ w`` on ``w``'s dtype, accumulated in :func:`accumulation_dtype`."""
     return jnp.matmul(
         a.astype(w.dtype),
@@ -373,7 +373,7 @@ class Cell(abc.ABC):
 
     def input_projection(self, params: Params, x: Array, precision: Any = None) -> Array:
         """``x @ w_ih + b``: shape ``(..., G*H)``; no dependence on the state."""
-        return _add_bias(_dot(x, params.w_ih, precision), params.b)
+        return _add_bias(matmul_accumulated(x, params.w_ih, precision), params.b)
 
     def recurrent_bias(self, params: Params) -> Array | None:
         """A bias added to the recurrent projection, or ``None``."""
@@ -382,7 +382,7 @@ class Cell(abc.ABC):
 
     def recurrent_projection(self, params: Params, h: Array, precision: Any = None) -> Array:
         """``h @ w_hh`` plus the recurrent bias: shape ``(..., G*H)``."""
-        hz = _dot(h, params.w_hh, precision)
+        hz = matmul_accumulated(h, params.w_hh, precision)
         rb = self.recurrent_bias(params)
         return hz if rb is None else _add_bias(hz, rb)
 
@@ -761,10 +761,10 @@ class GRU(Cell):
             return super().step_from_projection(params, xz, state, precision)
         H = self.hidden_size
         xr, xzg, xn = jnp.split(xz, 3, axis=-1)
-        hrz = _dot(state, params.w_hh[:, : 2 * H], precision)
+        hrz = matmul_accumulated(state, params.w_hh[:, : 2 * H], precision)
         r = jax.nn.sigmoid(xr + hrz[..., :H])
         z = jax.nn.sigmoid(xzg + hrz[..., H:])
-        hn = _dot(r * state, params.w_hh[:, 2 * H :], precision)
+        hn = matmul_accumulated(r * state, params.w_hh[:, 2 * H :], precision)
         n = jnp.tanh(xn + _add_bias(hn, params.b_hn))
         return (1.0 - z) * n + z * state
 

@@ -361,7 +361,7 @@ def newton_convergence(
       (True, True)
     """
     if isinstance(cell, LinearCell):
-        raise ValueError(
+        raise TypeError(
             f"{type(cell).__name__} is a linear-recurrence cell: its associative scan "
             "is exact in one pass, there are no Newton iterations to report"
         )

@@ -38,7 +38,8 @@ and no ``-inf`` (a masked step's ``log b``) ever reaches a derivative of
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -262,7 +262,7 @@ def _iterate(prob: _Problem, params: Any, xs: Array, s0: Array, valid: Array):
         fs_new, res_new, merit_new = residual(new)
         if elk:
             take = merit_new < merit
-            pick = lambda a, b: jnp.where(take, a, b)  # noqa: E731
+            pick = lambda a, b: jnp.where(take, a, b)
             s, fs, res, merit = pick(new, s), pick(fs_new, fs), pick(res_new, res), pick(merit_new, merit)
             lam = jnp.clip(jnp.where(take, lam / 10, lam * 10), 1e-8, 1e8)
         else:

@@ -15,7 +15,8 @@ is passed in as an :class:`Algebra`, so each scan is written once.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
