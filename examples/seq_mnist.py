@@ -13,6 +13,8 @@ Run:  python examples/seq_mnist.py --mnist mnist.npz [--permuted] [--cell lstm] 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -23,17 +25,21 @@ import jaxrnn as jr
 CELLS = {"gru": jr.GRU, "lstm": jr.LSTM, "irnn": jr.IRNN}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="seq_mnist.py", description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", required=True, help="path to mnist.npz")
     parser.add_argument("--permuted", action="store_true")
     parser.add_argument("--cell", choices=sorted(CELLS), default="lstm")
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--hidden", type=int, default=128)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
-    train = jr.tasks.SequentialMNIST.from_npz(args.mnist, permuted=args.permuted)
-    test = jr.tasks.SequentialMNIST.from_npz(args.mnist, split="test", permuted=args.permuted)
+    try:
+        train = jr.tasks.SequentialMNIST.from_npz(args.mnist, permuted=args.permuted)
+        test = jr.tasks.SequentialMNIST.from_npz(args.mnist, split="test", permuted=args.permuted)
+    except (OSError, ValueError) as e:  # a missing, unreadable or malformed file: one line, no traceback
+        print(f"{parser.prog}: error: --mnist: {e}", file=sys.stderr)
+        sys.exit(2)
     cell = CELLS[args.cell](args.hidden)
     optimizer = optax.chain(jr.clipping.clip_by_global_norm(1.0), optax.adam(1e-3))
     state = jr.training.TrainState.create(train.init_params(cell, jax.random.PRNGKey(0)), optimizer)

@@ -152,11 +152,15 @@ def train(
     *,
     test_size: int = 1000,
     eval_every: int = 1,
-    on_block: Callable[[int], None] | None = None,
+    on_block: Callable[[int, dict[str, np.ndarray]], None] | None = None,
 ) -> dict[str, Any]:
     """Trains the ``runs`` of ``cfg`` side by side for ``steps`` steps (a multiple
     of ``cfg.block``, rounded up) and evaluates on a fixed test batch every
     ``eval_every`` blocks.
+
+    ``on_block(step, logs)`` is called after each block with the steps done so
+    far and ``logs``: ``loss`` (runs,), the mean training loss over the block,
+    and ``test_loss`` (runs,), the latest evaluation's.
 
     Returns:
       A dict of numpy arrays: ``loss``, ``grad_norm``, ``clipped`` (runs,
@@ -187,7 +191,8 @@ def train(
         if (b + 1) % eval_every == 0 or b == n_blocks - 1:
             record_eval((b + 1) * cfg.block)
         if on_block is not None:
-            on_block(cfg.block)
+            on_block((b + 1) * cfg.block, {"loss": np.mean(logs["loss"][-1].astype(np.float64), axis=1),
+                                           "test_loss": evals[-1][1]})
     out = {name: np.concatenate(v, axis=1) for name, v in logs.items()}
     out["eval_step"] = np.array([e[0] for e in evals])
     out["test_loss"] = np.stack([e[1] for e in evals], axis=1)

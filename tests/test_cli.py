@@ -1,17 +1,28 @@
 """The ``jaxrnn`` command, in-process at tiny sizes: files written, tables
-printed, resume, bad arguments answered in one line with exit status 2."""
+printed, resume, bad arguments answered in one line with exit status 2, help
+that shows every default, and what each command says while it works."""
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import importlib.util
 import json
 import math
+import pathlib
+import re
+import sys
+import types
 
 import jax
 import numpy as np
 import pytest
 
+import jaxrnn
 from jaxrnn import cli, training
-from jaxrnn.cli import _bench, _io
+from jaxrnn.cli import _bench, _io, _train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -20,16 +31,21 @@ def demo_run(tmp_path_factory):
     import contextlib
     import io
 
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         rc = cli.main(["demo", "--cells", "relu", "--steps", "20", "--block", "10", "--length", "6",
                        "--hidden", "3", "--batch", "8", "--out", str(out), "--no-progress"])
-    return rc, stdout.getvalue(), out
+    return rc, stdout.getvalue(), out, stderr.getvalue()
 
 
 def test_demo_writes_report_and_metrics(demo_run):
-    rc, text, out = demo_run
+    rc, text, out, err = demo_run
     assert rc == 0
+    # It says what it does from the start: diagnostics, compiling, then log lines.
+    for word in ("diagnostics at initialisation: relu T=6 no clip, gradient norms",
+                 "relu T=6 no clip + relu T=6 clip 1: compiling the training loop",
+                 "step 10/20", "train mse", "test mse", "diagnostics after training"):
+        assert word in err
     assert (out / "report.png").stat().st_size > 10_000
     for word in ("test MSE", "relu T=6 no clip", "relu T=6 clip 1", "baseline (predict the mean): MSE 0.167"):
         assert word in text
@@ -53,7 +69,9 @@ def test_gradflow_writes_plot_and_table(tmp_path, capsys):
     data = json.loads((tmp_path / "gradflow.json").read_text())
     assert [r["cell"] for r in data["runs"]] == ["tanh"]
     assert len(data["runs"][0]["gradflow"]) == 8
-    assert "verdict" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "verdict" in captured.out
+    assert captured.err.startswith("jaxrnn gradflow: adding problem T=8") and "tanh, Jacobian spectrum" in captured.err
 
 
 class Killed(BaseException):
@@ -91,6 +109,10 @@ def test_train_checkpoints_and_resumes(tmp_path, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert "resumed from step 4" in captured.out
     assert "jaxrnn train: warning: checkpoint step 6" in captured.err
+    # --no-progress: a line before the first step, then log lines, train and test labelled.
+    err = captured.err
+    assert err.index("gru: compiling the model, the training step") < err.index("step 5/8")
+    assert re.search(r"step 8/8  \d+s  train mse \d\.\d{4}  test mse \d\.\d{4}", err), err
     log = read_log()
     assert [r["step"] for r in log] == list(range(1, 9))
     assert log[:7] == killed  # steps 5-7 trained again, to the same numbers
@@ -98,7 +120,9 @@ def test_train_checkpoints_and_resumes(tmp_path, capsys, monkeypatch):
     assert metrics["history"]["step"] == list(range(1, 9))
     assert metrics["history"]["eval_step"] == [4, 8]
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert lines[0] == "step,loss,grad_norm,skipped" and len(lines) == 9
+    assert lines[0] == "step,loss,grad_norm,skipped,eval_loss,eval_mse" and len(lines) == 9
+    evals = {int(line.split(",")[0]): line.split(",")[4:] for line in lines[1:]}
+    assert evals[3] == ["", ""] and float(evals[4][0]) == metrics["history"]["eval_loss"][0]
     assert (tmp_path / "curves.png").is_file()
 
 
@@ -115,17 +139,56 @@ def test_write_atomic_leaves_the_old_file_whole_on_failure(tmp_path, monkeypatch
     assert path.read_text() == "old"
 
 
-def test_train_char_lm_samples_text(tmp_path, capsys):
+class FakeWriter:
+    """tensorboardX.SummaryWriter, recording its scalars."""
+
+    def __init__(self, logdir):
+        self.logdir, self.scalars, self.closed = logdir, [], False
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, step, value))
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def test_train_char_lm_samples_text(tmp_path, capsys, monkeypatch):
+    writers = []
+    fake = types.ModuleType("tensorboardX")
+    fake.SummaryWriter = lambda logdir: writers.append(FakeWriter(logdir)) or writers[-1]
+    monkeypatch.setitem(sys.modules, "tensorboardX", fake)
     text = tmp_path / "corpus.txt"
     text.write_text("abc abd abe\n" * 30)
     rc = cli.main(["train", "--task", "charlm", "--text", str(text), "--length", "6", "--cell", "tanh",
                    "--hidden", "4", "--batch", "2", "--steps", "3", "--optimizer", "sgd",
                    "--sample-chars", "12", "--prompt", "ab", "--out", str(tmp_path / "run"),
-                   "--no-progress"])
+                   "--no-progress", "--eval-every", "2", "--tensorboard", str(tmp_path / "tb")])
     assert rc == 0
     sample = (tmp_path / "run" / "sample.txt").read_text()
     assert sample.startswith("ab") and len(sample) == 14
-    assert "sample (temperature" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "sample (temperature" in out
+    # The char LM's units: nats, bits per character and perplexity.
+    assert re.search(r"test loss \d\.\d{4} nats/char = \d\.\d{3} bits/char, perplexity \d", out), out
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
+    assert header == "step,loss,grad_norm,skipped,eval_loss,eval_accuracy,eval_bpc,eval_perplexity"
+    # --tensorboard: every step's training numbers, the test numbers at steps 2 and 3.
+    (board,) = writers
+    assert board.logdir == str(tmp_path / "tb") and board.closed
+    tags = {(tag, step) for tag, step, _ in board.scalars}
+    assert {("train/loss", 1), ("train/grad_norm", 3), ("test/loss", 2), ("test/accuracy", 3)} <= tags
+    assert ("test/loss", 1) not in tags
+
+
+def test_tensorboard_without_a_writer_names_the_package(tmp_path, capsys, monkeypatch):
+    for name in ("tensorboardX", "torch"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails
+    assert cli.main(["train", "--tensorboard", str(tmp_path / "tb"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "tensorboardX" in err and "jaxrnn[tensorboard]" in err
 
 
 @pytest.mark.parametrize(
@@ -155,7 +218,7 @@ def test_train_runs_the_parallel_paths(tmp_path, cell, extra):
         (["train", "--task", "charlm", "--text", "/no/such/file.txt"], ["/no/such/file.txt", "does not exist"]),
         (["train", "--task", "mnist", "--mnist", "/no/such.npz"], ["/no/such.npz"]),
         (["fly"], ["invalid choice", "fly"]),
-        ([], ["required"]),
+        (["demo", "--cells", "mingru"], ["--cells", "mingru"]),
         (["demo", "--out", "{file}"], ["--out", "folder", "{file}"]),
         (["train", "--out", "{file}"], ["--out", "folder", "{file}"]),
         (["gradflow", "--out", "{file}/run"], ["--out", "{file}/run"]),
@@ -201,6 +264,94 @@ def test_impl_takes_every_implementation():
     assert parser.parse_args(["train"]).impl == "auto"
     assert parser.parse_args(["gradflow"]).impl == "auto"
     assert parser.parse_args(["demo"]).impl == "scan"
+
+
+def test_bare_command_prints_help_and_version(capsys):
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: jaxrnn") and all(c in out for c in ("demo", "train", "gradflow", "bench"))
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"jaxrnn {jaxrnn.__version__}"
+
+
+def option_helps(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each option's help as printed, by its first flag."""
+    formatter = parser._get_formatter()
+    return {a.option_strings[0]: " ".join(formatter._expand_help(a).split())
+            for a in parser._actions if a.option_strings and a.help is not argparse.SUPPRESS
+            and not isinstance(a, (argparse._HelpAction, argparse._VersionAction))}
+
+
+def check_defaults(helps: dict[str, str]) -> None:
+    """Every help states its default once, as typed: no Python values."""
+    for flag, text in helps.items():
+        assert text.count("(default") == 1, (flag, text)
+        default = text[text.index("(default"):]
+        assert not re.search(r"None|True|False|[\[(]'|\(\d", default), (flag, text)
+
+
+def test_every_option_shows_its_default_once():
+    subs = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("demo", "train", "gradflow"):
+        check_defaults(option_helps(subs.choices[name]))
+    helps = option_helps(subs.choices["train"])
+    assert "skipped" in subs.choices["train"].description
+    assert "(default: 0.01)" in helps["--lr"] and "(default: a bar)" in helps["--no-progress"]
+    assert "demo" not in option_helps(subs.choices["gradflow"])["--impl"]
+    assert "(default: scan, faster" in option_helps(subs.choices["demo"])["--impl"]
+    assert "(default: tanh,irnn,lstm,gru,relu)" in option_helps(subs.choices["gradflow"])["--cells"]
+
+
+def test_train_hints_at_what_is_known_when_a_run_stays_at_the_baseline():
+    args = argparse.Namespace(task="adding", length=100, cell="lstm", steps=300)
+    task = jaxrnn.tasks.Adding(100)
+    summary = {"final_test_loss": 0.165, "final_test_metric": 0.165, "first_step_seconds": 3.0,
+               "skipped_steps": 2}
+    first, note = _train.summary_lines(args, task, summary, 10.0, 300)
+    assert "test MSE 0.1650 (baseline 0.1667" in first and "2 steps skipped (their gradient" in first
+    assert note.startswith("note: the test loss is 0.99 times the baseline") and "750+ steps" in note
+    solved = _train.summary_lines(args, task, {**summary, "final_test_loss": 0.001, "skipped_steps": 0}, 10.0, 300)
+    assert len(solved) == 1 and "no step skipped" in solved[0]
+
+
+def test_bench_help_and_report_name_the_command(capsys):
+    assert cli.main(["bench", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: jaxrnn bench")
+    bptt_cli = sys.modules["benchmarks.bptt.cli"]
+    check_defaults(option_helps(bptt_cli.parser()))
+    assert "(default: 8x128," in option_helps(bptt_cli.parser())["--sizes"]
+
+
+def test_bench_warns_on_a_busy_machine(monkeypatch):
+    if str(ROOT) not in sys.path:
+        monkeypatch.syspath_prepend(str(ROOT))
+    bptt_cli = importlib.import_module("benchmarks.bptt.cli")
+    report = importlib.import_module("benchmarks.bptt.report")
+    monkeypatch.setattr(bptt_cli.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr(bptt_cli.os, "getloadavg", lambda: (3.5, 3.0, 3.0))
+    assert bptt_cli.load_warning("gpu", 16) is None  # 3.5 of 16 cores
+    assert bptt_cli.load_warning("cpu", 16) is None
+    warning = bptt_cli.load_warning("cpu", 2)  # above 1.5 x PyTorch's 2 threads
+    assert "load average 3.5" in warning and "PyTorch's multi-threaded" in warning
+    monkeypatch.setattr(bptt_cli.os, "getloadavg", lambda: (17.0, 3.0, 3.0))
+    assert bptt_cli.load_warning("gpu", 16) is not None  # above the cores
+    meta = {"command": "jaxrnn bench --quick", "machine": "m", "versions": {}, "dtype": "fp32",
+            "date": "d", "gemm_peak": {"gflops": 1.0, "n": 64, "dtype": "float32"}, "warnings": [warning]}
+    assert f"**Warning:** {warning}." in report.markdown({"meta": meta, "rows": []})
+
+
+def test_seq_mnist_example_refuses_a_bad_path_in_one_line(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("seq_mnist", ROOT / "examples" / "seq_mnist.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    for path in (tmp_path / "missing.npz", tmp_path):
+        with pytest.raises(SystemExit) as exit_:
+            example.main(["--mnist", str(path)])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and str(path) in err
+        assert err.startswith("seq_mnist.py: error: --mnist")
 
 
 def fake_checkout(root):

@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import pathlib
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -63,19 +64,43 @@ def _names(allowed: tuple[str, ...], flag: str) -> Callable[[str], tuple[str, ..
     return parse
 
 
-def parser() -> argparse.ArgumentParser:
+#: how the benchmark is run where no other name is given (``jaxrnn bench`` passes its own)
+PROG = "python -m benchmarks.bptt"
+
+
+def _typed(value: Any) -> str:
+    """A default as it would be typed: lists comma-separated, sizes BxH."""
+    if isinstance(value, (list, tuple)):
+        return ",".join("x".join(map(str, v)) if isinstance(v, tuple) else _typed(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Ends each option's help with its default, once and as it would be
+    typed; flags, options whose default is None and help that already states
+    its default (it holds ``(default``) say theirs in words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or not text or "(default" in text or action.default is None
+                or action.default is argparse.SUPPRESS or isinstance(action.default, bool)):
+            return text
+        return f"{text} (default: {_typed(action.default)})".replace("%", "%%")
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.bptt",
+        prog=prog,
         description="Times BPTT (forward, forward+backward) of jaxrnn against Flax, PyTorch and cuDNN.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--cells", type=_names(tuple(CELLS), "--cells"), default=tuple(CELLS), help="comma-separated cells")
     p.add_argument("--T", type=_ints, default=DEFAULT_T, help="comma-separated sequence lengths")
     p.add_argument("--sizes", type=_sizes, default=DEFAULT_SIZES,
                    help="comma-separated BxH (input size I = H) or BxIxH, e.g. 8x128,64x256,8x32x128")
     p.add_argument("--impls", type=_names(IMPLS, "--impls"), default=None,
-                   help=f"comma-separated implementations (default: all of {','.join(IMPLS)})")
-    p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
+                   help=f"comma-separated implementations (default: all of {', '.join(IMPLS)})")
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="the inputs' and weights' dtype")
     p.add_argument("--loss", choices=LOSSES, default=LOSSES[0],
                    help="the fwd+bwd loss: readout = mean((ys @ w_out - target)**2), w_out (H, 1), fixed random "
                         "(what training runs: nonlinear in the outputs); linear = sum(ys * w), w fixed random")
@@ -86,40 +111,48 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds of timed calls per measurement at most (fewer rounds for a slower one)")
     p.add_argument("--check-steps", type=int, default=10000, help="check longer runs at this T")
     p.add_argument("--rtol", type=float, default=None, help="relative L2 tolerance of the check (default: by dtype and device)")
-    p.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default benchmarks/results/bptt-<time>)")
-    p.add_argument("--quick", action="store_true", help="a small grid: lstm; T=100,1000; 8x64; 3 repeats")
-    p.add_argument("--full", action="store_true", help="time every combination (no skipping of long/large ones)")
+    p.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default: benchmarks/results/bptt-<time>)")
+    p.add_argument("--quick", action="store_true",
+                   help="a small grid: lstm; T=100,1000; 8x64; 3 repeats (default: off, the whole grid)")
+    p.add_argument("--full", action="store_true",
+                   help="time every combination (default: off, long or large ones are skipped or only compiled)")
     p.add_argument("--grid", choices=GRIDS, default="default",
                    help="gpu: the prepared GPU grid (lstm,gru; T=1000 at B in 16,64 x H in 128,256,512, T=10000 at "
                         "16x128,64x128; pallas-states,pallas-gates,fused-states,scan,flax,torch,cudnn; 5 repeats, "
                         "--budget 1); benchmarks/gpu.sh runs it for fp32 and bf16. cpu-targets: the CPU speed "
                         "targets' sizes (T=1000; lstm at 8x32x128, 32x32x128, 64x256x256, gru at 8x32x128, "
                         "32x32x128; fused-default,fused-gates,fused-states,flax,torch; --torch-threads 2, "
-                        "5 repeats, --budget 12). Other options still override a grid's settings")
+                        "5 repeats, --budget 12). Other options still override a grid's settings (default: default, "
+                        "the grid of --cells, --T and --sizes)")
     p.add_argument("--pallas-interpret", action="store_true",
                    help="time the pallas-* rows on a CPU too (the Pallas interpreter: exact, very slow); "
-                        "naming them in --impls does the same")
+                        "naming them in --impls does the same (default: off)")
     p.add_argument("--list", nargs="?", const="here", default=None, choices=("here", "cpu", "gpu", "tpu"),
                    metavar="BACKEND",
                    help="print every row of the grid with what it would do (time, memory only, or skip and why) "
-                        "and exit without running; --list gpu plans as on a GPU")
+                        "and exit without running; --list gpu plans as on a GPU (default: off, run the grid)")
     p.add_argument("--time-limit", type=float, default=None,
-                   help="seconds after the start; rows not begun by then are skipped (listed under Not timed)")
-    p.add_argument("--docs", action="store_true", help="also write the Markdown and plots to docs/benchmarks/")
-    p.add_argument("--ckpt-every", type=int, default=None, help="K of fused-ckpt (residuals=K); default ceil(sqrt(T))")
-    p.add_argument("--torch-threads", type=int, default=os.cpu_count() or 1, help="torch.set_num_threads for PyTorch on CPU")
+                   help="seconds after the start; rows not begun by then are skipped (listed under Not timed) "
+                        "(default: no limit)")
+    p.add_argument("--docs", action="store_true",
+                   help="also write the Markdown and plots to docs/benchmarks/ (default: off)")
+    p.add_argument("--ckpt-every", type=int, default=None, help="K of fused-ckpt (residuals=K) (default: ceil(sqrt(T)))")
+    p.add_argument("--torch-threads", type=int, default=os.cpu_count() or 1,
+                   help=f"torch.set_num_threads for PyTorch on CPU (default: the number of cores, {os.cpu_count() or 1})")
     p.add_argument("--peak-size", type=int, default=None, help="n of the n x n GEMM that measures the peak (default 2048 on CPU, 8192 on GPU)")
     p.add_argument("--no-grad-memory", dest="grad_memory", action="store_false",
-                   help="skip compiling jax.grad alone (the memory without the outputs) for the engine and scan at T >= 1000")
-    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+                   help="skip compiling jax.grad alone (the memory without the outputs) for the engine and scan "
+                        "at T >= 1000 (default: compile and report it)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (default: draw them)")
     return p
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    """The options of ``argv``, ``--quick`` applied and checked."""
-    args = parser().parse_args(argv)
+def parse_args(argv: list[str], prog: str = PROG) -> argparse.Namespace:
+    """The options of ``argv``, ``--quick`` applied and checked (``prog``: the
+    command's name in ``--help`` and errors)."""
+    args = parser(prog).parse_args(argv)
     args.impls_named = args.impls is not None
-    defaults = parser().parse_args([])
+    defaults = parser(prog).parse_args([])
     for preset, on in ((QUICK, args.quick), (GPU_GRID, args.grid == "gpu"),
                        (CPU_TARGETS_GRID, args.grid == "cpu-targets")):
         for key, value in preset.items() if on else ():
@@ -143,6 +176,23 @@ def describe_machine(backend: str) -> tuple[str, str]:
     if load is not None:
         machine += f"; load average {load:.1f} at the start"
     return machine, kind
+
+
+def load_warning(backend: str, torch_threads: int) -> str | None:
+    """A warning when the machine is busy at the start, else None: the load
+    average is above the number of cores, or (on CPU) above 1.5 times the
+    threads PyTorch is given. Other work then takes turns on the cores the
+    timed calls need; PyTorch's CPU runs, which spread each call over all
+    their threads and wait for the slowest, suffer most (one quick run at
+    load 6 reported PyTorch 500x slower)."""
+    if not hasattr(os, "getloadavg"):
+        return None
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load <= cores and (backend != "cpu" or load <= 1.5 * torch_threads):
+        return None
+    return (f"load average {load:.1f} at the start on {cores} cores (PyTorch given {torch_threads} threads): "
+            "other work shares the CPU, so these timings are unreliable, PyTorch's multi-threaded CPU ones "
+            "most of all; rerun on an idle machine")
 
 
 def plan_grid(args: argparse.Namespace, backend: str) -> list[tuple[Case, str, Plan]]:
@@ -279,19 +329,22 @@ def progress_bar(total: int) -> Any:
     return Lines()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     """Runs the benchmark; returns 0, or 1 if a check failed or a run raised.
 
     Args:
       argv: command-line arguments (``None``: ``sys.argv[1:]``); see ``--help``.
+      prog: how the benchmark was started (``jaxrnn bench`` passes its own
+        name), for ``--help``, errors and the report's command line.
 
     Returns:
       The process exit status.
     """
     start = time.monotonic()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    print(f"python -m benchmarks.bptt {' '.join(argv)}: starting JAX", flush=True)
+    args = parse_args(argv, prog)
+    command = " ".join([prog, shlex.join(argv)]) if argv else prog
+    print(f"{command}: starting JAX", flush=True)
     backend = jax.default_backend()
     if args.list is not None:
         list_grid(plan_grid(args, backend if args.list == "here" else args.list), args,
@@ -303,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     machine, kind = describe_machine(backend)
+    busy = load_warning(backend, args.torch_threads)
+    if busy:
+        print(f"WARNING: {busy}", file=sys.stderr, flush=True)
     peak = gemm_peak(DTYPES[args.dtype], args.peak_size or (2048 if backend == "cpu" else 8192))
     print(f"{machine}\nGEMM peak ({peak['n']}x{peak['n']} {peak['dtype']}): {peak['gflops']:.1f} GFLOP/s\n"
           f"loss ({args.loss}): {LOSS_TEXT[args.loss]}", flush=True)
@@ -311,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     add_ratios(rows)
 
     meta = {
-        "command": " ".join(["python", "-m", "benchmarks.bptt", *argv]),
+        "command": command,
+        "warnings": [busy] if busy else [],
         "machine": machine,
         "device": kind,
         "backend": backend,

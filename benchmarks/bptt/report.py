@@ -180,6 +180,8 @@ def markdown(result: dict[str, Any]) -> str:
     if "timing" in meta:
         lines.append(f"Timing: {meta['timing']}")
     lines.append("")
+    for warning in meta.get("warnings", []):  # a busy machine (cli.load_warning)
+        lines += [f"**Warning:** {warning}.", ""]
     goal = targets(rows) if meta.get("backend", "cpu") == "cpu" else gpu_targets(rows)
     if goal:
         lines += ["### Targets", "", "| target | measured | |", "|---|---|---|"]

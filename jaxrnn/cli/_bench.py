@@ -10,6 +10,7 @@ editable install). Results go under the current folder, as with
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
 from collections.abc import Callable, Sequence
@@ -36,7 +37,8 @@ def find_checkout(start: Path | None = None) -> Path | None:
 
 def load_main(root: Path) -> Callable[[Sequence[str]], int]:
     """``benchmarks.bptt.main`` of the checkout at ``root``, imported as a
-    package (its modules import each other)."""
+    package (its modules import each other), named ``jaxrnn bench`` in its
+    help, errors and report."""
     loaded = sys.modules.get("benchmarks")
     if loaded is not None and not any(
         Path(p).resolve() == (root / "benchmarks").resolve() for p in getattr(loaded, "__path__", [])
@@ -45,7 +47,7 @@ def load_main(root: Path) -> Callable[[Sequence[str]], int]:
                          f"({list(getattr(loaded, '__path__', []))}); run python -m benchmarks.bptt in {root}")
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    return importlib.import_module("benchmarks.bptt").main
+    return functools.partial(importlib.import_module("benchmarks.bptt").main, prog="jaxrnn bench")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Adds the command's parser to ``sub`` (argparse subparsers)."""
     p = sub.add_parser("bench", help="run the BPTT benchmark suite (benchmarks/bptt/; needs a source checkout)",
-                       description="Forwards every argument to python -m benchmarks.bptt.",
+                       description="Runs python -m benchmarks.bptt with every argument; "
+                       "'jaxrnn bench --help' lists its options.",
                        add_help=False)
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=run)

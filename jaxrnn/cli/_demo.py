@@ -11,8 +11,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ._gradflow import diagnose
-from ._io import add_common, jsonable, length, positive_int, progress, run_dir, table, write_atomic
+from ._gradflow import DIAGNOSE_PARTS, diagnose
+from ._io import DEFAULT_CELLS, add_common, jsonable, length, positive_int, run_dir, table, write_atomic
+from ._progress import Parts, Steps
 
 #: training steps per demo model
 DEMO_STEPS = 2000
@@ -82,27 +83,39 @@ def _train_group(args: argparse.Namespace, key: tuple[str, int, str, int],
     cfg = R.Config(cell=cell, optimizer=optimizer, batch_size=args.batch, block=args.block,
                    impl=args.impl, decay_steps=steps)
     diag_inputs, diag_targets = task.sample(jax.random.PRNGKey(10_000 + args.seed), 64)
+    desc = " + ".join(m.label for m in members)
+
+    def diagnose_all(params_of: Any, when: str) -> list[dict]:
+        """Diagnoses every member (``params_of(i)``), with progress."""
+        with Parts(f"diagnostics {when}", len(DIAGNOSE_PARTS) * len(members), bar=args.progress,
+                   leave=False) as parts:
+            return [diagnose(cell, task, args.impl, params_of(i), diag_inputs, diag_targets,
+                             on_part=lambda part, m=m: parts.start(f"{m.label}, {part}"))
+                    for i, m in enumerate(members)]
+
     t_diag = time.perf_counter()
     params0, _, _ = R.init(cfg, task, [R.Run(args.seed, m.lr, m.clip) for m in members])
-    before = [
-        diagnose(cell, task, args.impl, jax.tree_util.tree_map(lambda x, i=i: x[i], params0),
-                  diag_inputs, diag_targets)
-        for i in range(len(members))
-    ]
+    before = diagnose_all(lambda i: jax.tree_util.tree_map(lambda x: x[i], params0), "at initialisation")
     diag_seconds = time.perf_counter() - t_diag
-    desc = " + ".join(m.label for m in members)
-    with progress(steps, desc, args.progress) as bar:
+
+    def report(step: int, logs: dict[str, Any]) -> None:
+        def each(values: Any) -> str:  # one value per member, side by side
+            return "/".join(f"{float(v):.4f}" for v in values)
+
+        progress.update(step, {"train_mse": each(logs["loss"]), "test_mse": each(logs["test_loss"])})
+
+    with Steps(desc, -(-steps // cfg.block) * cfg.block, bar=args.progress) as progress:  # whole blocks
+        progress.compiling(f"the training loop ({cfg.block} steps per call)")
         res = R.train(
             cfg, task, [R.Run(args.seed, m.lr, m.clip) for m in members], steps,
-            test_size=1000, on_block=bar.update,
+            test_size=1000, on_block=report,
         )
     seconds = res["seconds"]
+    t_diag = time.perf_counter()
+    after = diagnose_all(lambda i: jax.tree_util.tree_map(lambda x: x[i], res["params"]), "after training")
+    diag_seconds += time.perf_counter() - t_diag
     results = []
     for i, m in enumerate(members):
-        params = jax.tree_util.tree_map(lambda x, i=i: x[i], res["params"])
-        t_diag = time.perf_counter()
-        after = diagnose(cell, task, args.impl, params, diag_inputs, diag_targets)
-        diag_seconds += time.perf_counter() - t_diag
         loss = res["test_loss"][i]
         gn = res["grad_norm"][i]
         # Diverged: the loss or the gradient overflowed (inf or NaN).
@@ -119,8 +132,8 @@ def _train_group(args: argparse.Namespace, key: tuple[str, int, str, int],
             "seconds": seconds / len(members),
             "eval_step": res["eval_step"], "test_loss": loss,
             "grad_norm": gn,
-            "gradflow_init": before[i]["gradflow"], "gradflow_trained": after["gradflow"],
-            "spectrum_init": before[i]["spectrum"], "spectrum_trained": after["spectrum"],
+            "gradflow_init": before[i]["gradflow"], "gradflow_trained": after[i]["gradflow"],
+            "spectrum_init": before[i]["spectrum"], "spectrum_trained": after[i]["spectrum"],
         })
     for r in results:
         r["diagnostics_seconds"] = diag_seconds / len(members)
@@ -167,9 +180,8 @@ def run(args: argparse.Namespace) -> int:
     baseline = Adding().baseline
     print(
         f"jaxrnn demo: the adding problem (predicting the mean scores MSE {baseline:.3f}); "
-        f"{len(runs)} models, {args.steps} steps each (irnn: {2 * args.steps}), batch {args.batch}, "
-        f"hidden {args.hidden}, "
-        f"seed {args.seed}; writing {out}",
+        f"{len(runs)} model{'' if len(runs) == 1 else 's'}, {args.steps} steps each (irnn: {2 * args.steps}), "
+        f"batch {args.batch}, hidden {args.hidden}, seed {args.seed}; writing {out}",
         flush=True,
     )
     start_all = time.perf_counter()
@@ -210,13 +222,16 @@ def register(sub: Any) -> None:
                        description="Trains the tanh RNN (at T/10 and T), the IRNN (at T/2), the LSTM and "
                        "the GRU (at T), and a ReLU RNN (at T) with and without gradient-norm clipping, on "
                        "the adding problem; prints a table and writes report.png and metrics.json.")
-    p.add_argument("--length", "-T", type=length, default=100, help="sequence length T, at least 2 (default 100)")
-    p.add_argument("--steps", type=positive_int, default=DEMO_STEPS, help=f"training steps per model (default {DEMO_STEPS})")
-    p.add_argument("--batch", type=positive_int, default=32, help="batch size (default 32)")
+    p.add_argument("--length", "-T", type=length, default=100,
+                   help="sequence length T of the long runs, at least 2 (tanh also at T/10, irnn at T/2)")
+    p.add_argument("--steps", type=positive_int, default=DEMO_STEPS, help="training steps per model (irnn: twice)")
+    p.add_argument("--batch", type=positive_int, default=32, help="batch size")
     p.add_argument("--block", type=positive_int, default=50,
-                   help="steps per compiled block, i.e. per progress update (default 50)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    add_common(p, cells=True)
+                   help="steps per compiled call, i.e. per progress update")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="log lines (every tenth of a model's steps) instead of progress bars (default: bars)")
     # At the demo's size (batch 32, H=64) on CPU the scan reference compiles
     # and runs faster than the fused engine; both give the same gradients.
-    p.set_defaults(func=run, impl="scan")
+    add_common(p, out="runs/demo-<time>", cells=DEFAULT_CELLS, impl="scan",
+               impl_why="faster than the fused engine at the demo's size on CPU")
+    p.set_defaults(func=run)

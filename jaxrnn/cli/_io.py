@@ -1,25 +1,57 @@
-"""What the commands share (private): argument types, run folders, atomic
-writes, tables, JSON-safe numbers and the one-line usage error."""
+"""What the commands share (private): argument types, help that shows every
+default, run folders, atomic writes, tables, JSON-safe numbers and the
+one-line usage error."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .._rnn import IMPLS
-from .._runner import CELLS
+
 
 class UsageError(Exception):
     """A bad command line; reported as one line, exit status 2."""
 
 
+def format_default(value: Any) -> str:
+    """A default as a user would type it: lists comma-separated (never
+    ``[...]`` or ``(...)``), floats as ``%g``."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(format_default(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Ends each option's help with ``(default: ...)``, written as it would be
+    typed. Help that already states its default (it holds ``(default``) is
+    left alone, and so are flags and options whose default is ``None``: their
+    help says in words what happens without them, as ``(default: True)``
+    would not."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not action.option_strings or "(default" in text or action.default is None
+                or action.default is argparse.SUPPRESS or isinstance(action.default, bool)):
+            return text
+        return f"{text} (default: {format_default(action.default)})".replace("%", "%%") if text else text
+
+
 class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (a :class:`UsageError`)
+    and whose help shows every default (:class:`HelpFormatter`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: error: {message}")
 
@@ -60,14 +92,19 @@ def positive_float(text: str) -> float:
     return value
 
 
-def cell_list(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in CELLS]
-    if not names or bad:
-        raise argparse.ArgumentTypeError(
-            f"expected a comma-separated list of cells from {sorted(CELLS)}, got {text!r}"
-        )
-    return names
+def cell_list(allowed: Sequence[str]) -> Any:
+    """An argparse type: a comma-separated list of names from ``allowed``."""
+
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in allowed]
+        if not names or bad:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list of cells from {', '.join(allowed)}, got {text!r}"
+            )
+        return names
+
+    return parse
 
 
 def residuals(text: str) -> Any:
@@ -113,13 +150,6 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, leave=True,
-                dynamic_ncols=True, file=sys.stderr)
-
-
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
@@ -151,17 +181,32 @@ def jsonable(tree: Any) -> Any:
 
 
 
-def add_common(p: argparse.ArgumentParser, *, cells: bool) -> None:
-    """The options every training command takes."""
-    p.add_argument("--hidden", type=positive_int, default=64, help="hidden units (default 64)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="PRNG seed (default 0)")
-    p.add_argument("--impl", choices=IMPLS, default="auto",
-                   help="jaxrnn.rnn implementation: auto (the fused engine, with the Pallas kernels where "
-                   "they are the default; an associative scan for the linear cells mingru, minlstm, lru, "
-                   "rglru), fused (its loops in XLA), pallas (its loops as Pallas kernels; exact but slow "
-                   "on CPU), parallel (Newton's method over the sequence, see --method) or scan (the "
-                   "lax.scan reference); default auto (demo: scan, faster at its size on CPU)")
-    p.add_argument("--out", default=None, help="run folder (default runs/<command>-<time>)")
-    if cells:
-        p.add_argument("--cells", type=cell_list, default=["tanh", "irnn", "lstm", "gru", "relu"],
-                       help=f"comma-separated, from {sorted(CELLS)} (default: all)")
+#: the cells of ``demo`` and ``gradflow`` when ``--cells`` is not given
+DEFAULT_CELLS = ["tanh", "irnn", "lstm", "gru", "relu"]
+
+_IMPL_HELP = (
+    "jaxrnn.rnn implementation: auto (the fused engine, with the Pallas kernels where they are the "
+    "default; an associative scan for the linear cells mingru, minlstm, lru, rglru), fused (its loops "
+    "in XLA), pallas (its loops as Pallas kernels; exact but slow on CPU), parallel (Newton's method "
+    "over the sequence, see --method) or scan (the lax.scan reference)"
+)
+
+
+def add_common(p: argparse.ArgumentParser, *, out: str, cells: Sequence[str] | None = None,
+               impl: str = "auto", impl_why: str = "") -> None:
+    """The options every training command takes.
+
+    Args:
+      p: the command's parser.
+      out: the default run folder, as the help shows it.
+      cells: the names ``--cells`` takes (``None``: no ``--cells``).
+      impl: the default ``--impl``; ``impl_why`` says why, where it is not auto.
+    """
+    p.add_argument("--hidden", type=positive_int, default=64, help="hidden units")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="PRNG seed")
+    p.add_argument("--impl", choices=IMPLS, default=impl,
+                   help=_IMPL_HELP + (f" (default: {impl}, {impl_why})" if impl_why else ""))
+    p.add_argument("--out", default=None, help=f"run folder (default: {out})")
+    if cells is not None:
+        p.add_argument("--cells", type=cell_list(cells), default=[c for c in DEFAULT_CELLS if c in cells],
+                       help=f"comma-separated, from {', '.join(cells)}")

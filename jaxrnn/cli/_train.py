@@ -13,6 +13,7 @@ import csv
 import functools
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -33,11 +34,11 @@ from ._io import (
     nonneg_int,
     positive_float,
     positive_int,
-    progress,
     residuals,
     run_dir,
     write_atomic,
 )
+from ._progress import Steps, say
 
 
 def _make_task(args: argparse.Namespace):
@@ -179,33 +180,140 @@ def _restore(ckpt: Any, state: Any) -> Any:
     return state
 
 
-def _write_metrics(out: Any, config: dict, task: Any, history: dict, seconds: float) -> dict:
+def _units(task: Any, loss: float | None) -> dict[str, float | None]:
+    """The char LM's loss (nats per character) in the units people quote:
+    bits per character and perplexity; nothing for the other tasks."""
+    if task.name != "charlm":
+        return {}
+    if loss is None:
+        return {"bpc": None, "perplexity": None}
+    return {"bpc": loss / math.log(2), "perplexity": math.exp(loss) if loss < 700 else None}
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "nan" if x is None else format(x, spec)
+
+
+def _loss_fields(task: Any, prefix: str, loss: float | None) -> dict[str, str]:
+    """A loss as shown on the bar and the log lines: ``<prefix>_mse`` for the
+    adding problem (its loss is the MSE), ``_bpc`` and ``_ppl`` for the char
+    LM, else ``_loss``."""
+    if task.metric_name == "mse":
+        return {f"{prefix}_mse": _fmt(loss, ".4f")}
+    units = _units(task, loss)
+    if units:
+        return {f"{prefix}_bpc": _fmt(units["bpc"], ".3f"), f"{prefix}_ppl": _fmt(units["perplexity"], ".2f")}
+    return {f"{prefix}_loss": _fmt(loss, ".4f")}
+
+
+def _test_fields(task: Any, loss: float | None, metric: float | None) -> dict[str, str]:
+    fields = _loss_fields(task, "test", loss)
+    if task.metric_name != "mse":  # the adding problem's metric is its loss
+        fields[f"test_{task.metric_name}"] = _fmt(metric, ".3f")
+    return fields
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """The mean; None if there are no values or one is None (not finite)."""
+    return None if not values or None in values else sum(values) / len(values)  # type: ignore[arg-type]
+
+
+def csv_header(task: Any) -> list[str]:
+    """The columns of ``metrics.csv``: one row per step; the ``eval_`` ones are
+    empty except on evaluation steps."""
+    units = [f"eval_{u}" for u in _units(task, 1.0)]
+    return ["step", "loss", "grad_norm", "skipped", "eval_loss", f"eval_{task.metric_name}", *units]
+
+
+def _write_metrics(out: Any, config: dict, task: Any, history: dict, seconds: float,
+                   first_step_seconds: float | None) -> dict:
     """Writes ``metrics.json`` (summary and history) and ``metrics.csv``
     atomically; returns the summary."""
+    final_loss = history["eval_loss"][-1] if history["eval_loss"] else None
     summary = {
         **config, "baseline": task.baseline, "metric": task.metric_name,
-        "final_test_loss": history["eval_loss"][-1] if history["eval_loss"] else None,
+        "final_test_loss": final_loss,
         "final_test_metric": history["eval_metric"][-1] if history["eval_metric"] else None,
+        **{f"final_test_{k}": v for k, v in _units(task, final_loss).items()},
         "skipped_steps": int(sum(history["skipped"])),
         "seconds_this_session": seconds,
+        "first_step_seconds": first_step_seconds,
     }
     write_atomic(out / "metrics.json", json.dumps(jsonable({"summary": summary, "history": history}), indent=1))
+    evals = dict(zip(history["eval_step"], zip(history["eval_loss"], history["eval_metric"])))
     rows = io.StringIO()
     w = csv.writer(rows)
-    w.writerow(["step", "loss", "grad_norm", "skipped"])
-    w.writerows(zip(history["step"], history["loss"], history["grad_norm"], history["skipped"]))
+    w.writerow(csv_header(task))
+    for row in zip(history["step"], history["loss"], history["grad_norm"], history["skipped"]):
+        loss, metric = evals.get(row[0], (None, None))
+        units = _units(task, loss).values() if row[0] in evals else [None] * len(_units(task, 1.0))
+        # None (not evaluated at this step, or not finite) is an empty cell: NaN for pandas
+        w.writerow(["" if v is None else v for v in (*row, loss, metric, *units)])
     write_atomic(out / "metrics.csv", rows.getvalue())
     return summary
+
+
+#: what is known about a run that ends near the baseline, by (task, cell);
+#: each is measured in docs/demo.md (T=100, Adam lr 1e-2, batch 32, H=64)
+HINTS = {
+    ("adding", "lstm"): "the LSTM needs about 750+ steps on this task: in the demo (T=100, Adam lr 1e-2) it "
+                        "sits at the baseline for 750 to 1000 steps before it leaves it (docs/demo.md); train "
+                        "longer, e.g. --steps 2000",
+    ("adding", "tanh"): "in the demo the tanh RNN is still at the baseline after 2000 steps at T=100 but "
+                        "solves T=10: its gradient vanishes over long lags (docs/demo.md); try --cell lstm "
+                        "or gru, or a shorter --length",
+    ("adding", "irnn"): "the IRNN leaves the baseline late, at a step that varies with the seed; the demo "
+                        "trains it at T=50 with --lr 2e-3 for 4000 steps (docs/demo.md)",
+}
+
+#: a final test loss at or above this share of the baseline counts as not learned
+NEAR_BASELINE = 0.75
+
+
+def summary_lines(args: argparse.Namespace, task: Any, summary: dict, seconds: float, steps_run: int) -> list[str]:
+    """The lines printed at the end of ``train``: the test numbers with their
+    units and baseline, the time of the ``steps_run`` steps of this session,
+    the skipped steps, and a hint for a run that is still at the baseline
+    where one is known."""
+    tl, tm, base = summary["final_test_loss"], summary["final_test_metric"], task.baseline
+    if task.metric_name == "mse":
+        test = f"test MSE {_fmt(tl, '.4f')} (baseline {base:.4f}: predicting the mean)"
+    elif task.name == "charlm":
+        u, b = _units(task, tl), _units(task, base)
+        test = (f"test loss {_fmt(tl, '.4f')} nats/char = {_fmt(u['bpc'], '.3f')} bits/char, perplexity "
+                f"{_fmt(u['perplexity'], '.2f')} (baseline, the text's unigram entropy: {b['bpc']:.3f} "
+                f"bits/char, perplexity {b['perplexity']:.2f}); test accuracy {_fmt(tm, '.4f')}")
+    else:
+        test = (f"test loss {_fmt(tl, '.4f')} (baseline {base:.4f}: a model that ignores the past); "
+                f"test {task.metric_name} {_fmt(tm, '.4f')}")
+    first = summary.get("first_step_seconds")
+    timing = f"{steps_run} steps in {seconds:.0f}s" + (f", {first:.0f}s of it compiling (until the first "
+                                                       "step ended)" if first is not None else "")
+    n = summary["skipped_steps"]
+    skipped = ("no step skipped" if not n else
+               f"{n} steps skipped (their gradient or update was not finite, so the weights were left as "
+               "they were; column skipped of metrics.csv)")
+    lines = [f"{args.task} T={args.length} {args.cell}: {test}; {timing}; {skipped}"]
+    if tl is None:
+        lines.append("note: the final test loss is not finite: the model diverged")
+    elif tl >= NEAR_BASELINE * base:
+        hint = HINTS.get((args.task, args.cell))
+        lines.append(f"note: the test loss is {tl / base:.2f} times the baseline: the model has not learned "
+                     "the task (yet)" + (f"; {hint}" if hint else ""))
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
     import jax
 
     from .. import _report, training
+    from ._tensorboard import open_writer
 
     task = _make_task(args)
     _check_prompt(args, task)
     out = run_dir(args.out, "train", f"train-{args.task}-{args.cell}")
+    board = None if args.tensorboard is None else open_writer(args.tensorboard)
+    desc = f"{args.task} T={args.length} {args.cell}"
     config, config_path = _run_config(args), out / "config.json"
     try:
         ckpt = training.Checkpointer(out / "checkpoints", save_every=args.checkpoint_every)
@@ -217,6 +325,10 @@ def run(args: argparse.Namespace) -> int:
                              f"{ckpt.latest_step()}); pass --resume to continue it, or choose another --out")
         if args.resume and config_path.exists():
             _check_same_run(config_path, config)
+        say(f"jaxrnn train: {desc}, hidden {args.hidden}, {args.optimizer} lr {args.lr:g}, batch {args.batch}, "
+            f"{args.steps} steps; writing {out}")
+        progress = Steps(desc, args.steps, bar=args.progress)
+        progress.compiling("the model, the training step and the evaluation")
         cell = CELLS[args.cell](args.hidden)
         tx = _make_tx(args)
         rnn_options = {"impl": args.impl, "residuals": args.residuals}
@@ -229,6 +341,7 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             state = _restore(ckpt, state)
         first = int(state.step)
+        progress.resume(first)
         write_atomic(config_path, json.dumps(config, indent=1))
         metrics_log = out / "metrics.jsonl"
         history, kept = _read_history(metrics_log, first)
@@ -241,41 +354,52 @@ def run(args: argparse.Namespace) -> int:
         evaluate = functools.partial(_evaluate, cell, tuple(sorted(rnn_options.items())))
         test_batch = sample(task, jax.random.PRNGKey(2**31 - 1))
         data_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 1)
-        desc = f"{args.task} T={args.length} {args.cell}"
-        start = time.perf_counter()
-        with progress(args.steps - first, desc, args.progress) as bar, open(metrics_log, "a") as log:
+        recent: list[float | None] = []  # training losses since the last shown
+        with progress, open(metrics_log, "a") as log:
+            if first < args.steps:
+                # Compiled now, not at the first evaluation: the bar would stop there.
+                jax.block_until_ready(evaluate(task, state.params, test_batch))
             for i in range(first, args.steps):
                 batch = sample(task, jax.random.fold_in(data_key, i))
                 state, m = step_fn(state, batch)
                 row = {"step": i + 1, "loss": finite(m["loss"]), "grad_norm": finite(m["grad_norm"]),
                        "skipped": bool(m["skipped"])}
-                if (i + 1) % args.eval_every == 0 or i + 1 == args.steps:
+                recent.append(row["loss"])
+                evaluated = (i + 1) % args.eval_every == 0 or i + 1 == args.steps
+                fields: dict[str, str] = {}
+                if evaluated:
                     el, em = evaluate(task, state.params, test_batch)
                     row.update(eval_loss=finite(el), eval_metric=finite(em))
                     history["eval_step"].append(i + 1)
                     history["eval_loss"].append(row["eval_loss"])
                     history["eval_metric"].append(row["eval_metric"])
-                    bar.set_postfix(test_loss=f"{float(el):.4f}", **{task.metric_name: f"{float(em):.3f}"})
+                if evaluated or progress.due(i + 1):
+                    fields = _loss_fields(task, "train", _mean(recent))  # the mean since the last shown
+                    recent.clear()
+                    if evaluated:
+                        fields.update(_test_fields(task, row["eval_loss"], row["eval_metric"]))
                 for k in ("step", "loss", "grad_norm", "skipped"):
                     history[k].append(row[k])
                 # One line per step, flushed: a killed run keeps every step it made.
                 log.write(json.dumps(row) + "\n")
                 log.flush()
+                if board is not None:
+                    board.add_step(row, task.metric_name)
                 if ckpt.save(state):
                     os.fsync(log.fileno())  # the log is at least as durable as the checkpoint
-                bar.update(1)
+                progress.update(i + 1, fields, log=evaluated)
             ckpt.save(state, force=True)
             os.fsync(log.fileno())
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - progress.start  # since the model was built
+    if board is not None:
+        board.close()
 
-    summary = _write_metrics(out, config, task, history, seconds)
+    summary = _write_metrics(out, config, task, history, seconds, progress.compile_seconds)
     _report.training_report(
         out / "curves.png", history, task.baseline,
         f"{args.task} T={args.length}, {args.cell} H={args.hidden}, {args.optimizer} lr {args.lr}, "
         f"clip {args.clip_mode}", task.metric_name)
-    tl, tm = summary["final_test_loss"], summary["final_test_metric"]
-    print(f"{desc}: test loss {tl if tl is None else f'{tl:.4f}'} (baseline {task.baseline:.4f}), "
-          f"test {task.metric_name} {tm if tm is None else f'{tm:.4f}'}; {seconds:.0f}s")
+    print("\n".join(summary_lines(args, task, summary, seconds, args.steps - first)))
     if args.task == "charlm" and args.sample_chars:
         from ..tasks import sample_text
 
@@ -283,49 +407,69 @@ def run(args: argparse.Namespace) -> int:
                            args.prompt, args.sample_chars, args.temperature)
         print(f"sample (temperature {args.temperature}):\n{args.prompt}{text}")
         write_atomic(out / "sample.txt", args.prompt + text)
-    print(f"wrote {out / 'metrics.jsonl'}, {out / 'metrics.json'}, {out / 'metrics.csv'}, {out / 'curves.png'}")
+    print(f"wrote {out / 'metrics.jsonl'}, {out / 'metrics.json'}, {out / 'metrics.csv'}, {out / 'curves.png'}"
+          + ("" if board is None else f"; TensorBoard events in {args.tensorboard}"))
     return 0
 
 
 def register(sub: Any) -> None:
     """Adds the command's parser to ``sub`` (argparse subparsers)."""
-    p = sub.add_parser("train", help="train one model on one task, with checkpoints and resume",
-                       description="Trains a cell with a linear readout on a task. Writes to the run "
-                       "folder config.json (the settings), metrics.jsonl (one line per step, as it trains), "
-                       "Orbax checkpoints/ and, at the end, metrics.json, metrics.csv and curves.png.")
-    p.add_argument("--task", choices=["adding", "copy", "order", "charlm", "mnist"], default="adding")
+    p = sub.add_parser(
+        "train", help="train one model on one task, with checkpoints and resume",
+        description="Trains a cell with a linear readout on a task. Writes to the run folder config.json "
+        "(the settings), metrics.jsonl (one line per step, as it trains), Orbax checkpoints/ and, at the "
+        "end, metrics.json, metrics.csv (one row per step: step, loss, grad_norm, skipped, and the test "
+        "batch's eval_loss and eval_<metric> on evaluation steps) and curves.png. 'train' numbers are "
+        "the training batches' losses (on the bar and the log lines: their mean since the last shown), "
+        "'test' ones the fixed test batch's. A step is 'skipped' when its gradient, or the update the "
+        "optimizer made of it, is not finite: the weights are left as they were and the step counted. "
+        "The char LM's loss is in nats per character; bits per character (bpc) = loss / ln 2, "
+        "perplexity (ppl) = exp(loss). Progress and status lines go to stderr, results to stdout.")
+    p.add_argument("--task", choices=["adding", "copy", "order", "charlm", "mnist"], default="adding",
+                   help="the task (docs/tasks.md)")
     p.add_argument("--length", "-T", type=positive_int, default=100,
-                   help="sequence length (copy: the delay; charlm: the window) (default 100)")
-    p.add_argument("--cell", choices=sorted(CELLS), default="gru")
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    p.add_argument("--lr", type=positive_float, default=1e-2, help="learning rate (default 1e-2)")
+                   help="sequence length (copy: the delay; charlm: the window)")
+    p.add_argument("--cell", choices=sorted(CELLS), default="gru", help="the recurrent cell")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="the optimizer")
+    p.add_argument("--lr", type=positive_float, default=1e-2, help="learning rate")
     p.add_argument("--clip-mode", choices=["none", "global", "per-leaf", "value", "adaptive", "zscore"],
-                   default="global", help="gradient clipping (default global: global norm at --clip)")
+                   default="global", help="gradient clipping: the global norm, each leaf's norm or each "
+                   "value at --clip; adaptive or zscore (thresholds from the gradient's history); or none")
     p.add_argument("--clip", type=positive_float, default=1.0, help="threshold of global/per-leaf/value clipping")
     p.add_argument("--bptt-clip", type=positive_float, default=None,
-                   help="clip the state gradient at every step of BPTT to this norm")
+                   help="clip the state gradient at every step of BPTT to this norm (default: no clipping)")
     p.add_argument("--method", choices=METHODS, default="deer",
                    help="with --impl parallel: the Newton method (deer: full Jacobians; quasi: their "
-                   "diagonals; elk, quasi-elk: damped) (default deer)")
+                   "diagonals; elk, quasi-elk: damped)")
     p.add_argument("--max-iter", type=positive_int, default=None,
                    help="with --impl parallel: the most Newton iterations per step before the "
-                   "sequential fallback (default 100, at most T for deer and quasi)")
+                   "sequential fallback (default: 100, at most T for deer and quasi)")
     p.add_argument("--residuals", type=residuals, default="auto",
                    help="fused engine residual policy: auto (the fastest that fits the "
-                        "platform's memory budget), gates, states or K (default auto)")
-    p.add_argument("--steps", type=positive_int, default=1000)
-    p.add_argument("--batch", type=positive_int, default=32)
-    p.add_argument("--eval-every", type=positive_int, default=100)
-    p.add_argument("--checkpoint-every", type=positive_int, default=500)
+                        "platform's memory budget), gates, states or K (keep every K-th state)")
+    p.add_argument("--steps", type=positive_int, default=1000, help="training steps")
+    p.add_argument("--batch", type=positive_int, default=32,
+                   help="sequences per training step, and in the fixed test batch")
+    p.add_argument("--eval-every", type=positive_int, default=100,
+                   help="evaluate on the test batch every this many steps (and at the last)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=500,
+                   help="save a checkpoint every this many steps (and at the end)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its newest intact checkpoint (same settings; "
-                   "metrics.jsonl keeps the steps up to it)")
+                   "metrics.jsonl keeps the steps up to it) (default: off, a new run)")
     p.add_argument("--text", default=None, help="charlm: a text file (default: the Python standard library's sources)")
-    p.add_argument("--mnist", default=None, help="mnist: a local mnist.npz (x_train, y_train, x_test, y_test)")
-    p.add_argument("--permuted", action="store_true", help="mnist: permuted pixel order")
+    p.add_argument("--mnist", default=None,
+                   help="mnist: a local mnist.npz (x_train, y_train, x_test, y_test) (default: none; "
+                   "--task mnist needs it)")
+    p.add_argument("--permuted", action="store_true", help="mnist: permuted pixel order (default: off)")
     p.add_argument("--sample-chars", type=nonneg_int, default=300, help="charlm: characters to sample at the end")
-    p.add_argument("--prompt", default="def ", help="charlm: the sampling prompt")
+    p.add_argument("--prompt", default="def ", help="charlm: the sampling prompt (default: 'def ')")
     p.add_argument("--temperature", type=positive_float, default=0.8, help="charlm: sampling temperature")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    add_common(p, cells=False)
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="also write the metrics as TensorBoard events to DIR (needs tensorboardX: pip install "
+                   "'jaxrnn[tensorboard]') (default: none; metrics.csv and metrics.jsonl are always written)")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="log lines (at each evaluation and every tenth of the steps: step, time, train and "
+                   "test numbers) instead of a progress bar (default: a bar)")
+    add_common(p, out="runs/train-<task>-<cell>-<time>")
     p.set_defaults(func=run)
