@@ -239,3 +239,24 @@ def test_readout_loss_is_the_same_for_every_impl(bptt):
         assert failure is None, (impl, failure)
     linear = bptt.make_inputs(case, jnp.float32, loss="linear")
     assert [w.shape for w in linear.weights] == [(2, 6, 4)]
+
+
+def test_parallel_benchmark_checks_and_reports(tmp_path):
+    # benchmarks.parallel at a tiny size: rows checked against impl="scan",
+    # finite times, a results.json and the crossover table.
+    import json
+
+    from benchmarks import parallel
+
+    code = parallel.main([
+        "--parts", "linear", "--linear-cells", "mingru", "--linear-T", "40",
+        "--linear-long-cells", "mingru", "--linear-size", "2x3x4", "--repeats", "1",
+        "--no-plots", "--out", str(tmp_path),
+    ])
+    assert code == 0
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert {r["impl"] for r in rows} >= {"scan"} and len(rows) >= 2
+    for r in rows:
+        assert r["status"] == "ok" and r["check"]["max_rel_err"] < 1e-4
+        assert r["fwdbwd"]["ms"] > 0 and r["memory"]["total"] > 0
+    assert "Crossovers" in (tmp_path / "results.md").read_text()

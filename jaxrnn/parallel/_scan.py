@@ -37,7 +37,27 @@ class Algebra(NamedTuple):
 
 
 def _dense_solve(a: Array, b: Array) -> Array:
-    return jnp.linalg.solve(a, b)
+    """``a⁻¹ b`` by Gauss-Jordan elimination in plain XLA ops.
+
+    Not ``jnp.linalg.solve``: on CPU its batched LAPACK calls, two of them
+    inside the Newton ``while_loop``, deadlock jaxlib 0.10.2's thread pool
+    (seen as a hang of ``method="elk"``). The matrices solved here,
+    ``I + C J`` and ``A P Aᵀ + I`` with ``C, J, P`` positive semi-definite,
+    are similar to symmetric matrices with every eigenvalue at least 1, so
+    elimination without pivoting is stable for them.
+    """
+    size = a.shape[-1]
+    aug = jnp.concatenate([a, b], axis=-1)
+
+    def eliminate(k: Array, aug: Array) -> Array:
+        row = lax.dynamic_index_in_dim(aug, k, axis=-2, keepdims=False)
+        pivot = lax.dynamic_index_in_dim(row, k, axis=-1, keepdims=True)
+        row = row / pivot
+        col = lax.dynamic_index_in_dim(aug, k, axis=-1, keepdims=False)
+        aug = aug - col[..., :, None] * row[..., None, :]
+        return lax.dynamic_update_index_in_dim(aug, row, k, axis=-2)
+
+    return lax.fori_loop(0, size, eliminate, aug)[..., size:]
 
 
 DENSE = Algebra(

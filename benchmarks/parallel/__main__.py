@@ -1,0 +1,8 @@
+"""``python -m benchmarks.parallel``: runs the benchmark (``--help`` lists its options)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
