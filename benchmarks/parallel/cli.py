@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 
+from benchmarks.bptt.cli import HelpFormatter
 from benchmarks.bptt.report import cpu_name
 
 from .grid import (
@@ -74,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
         description="Parallel in time against sequential: linear-recurrence cells by associative scan, nonlinear "
                     "cells by Newton (DEER, quasi-DEER), fwd+bwd; Newton iterations at initialisation and "
                     "after training on the adding problem.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--parts", type=_names(PARTS, "--parts"), default=PARTS, help="comma-separated parts to run")
     p.add_argument("--linear-cells", type=_names(tuple(LINEAR_CELLS), "--linear-cells"),
@@ -82,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--linear-T", type=_ints, default=LINEAR_DEFAULTS["linear_T"], help="their sequence lengths")
     p.add_argument("--linear-long-cells", type=_names(tuple(LINEAR_CELLS), "--linear-long-cells"),
                    default=LINEAR_DEFAULTS["linear_long_cells"], help="the linear cells also run at T > 10000")
-    p.add_argument("--linear-size", type=_size, default=LINEAR_DEFAULTS["linear_size"], help="BxIxH")
+    p.add_argument("--linear-size", type=_size, default=LINEAR_DEFAULTS["linear_size"], help=f"BxIxH (default: {'x'.join(map(str, LINEAR_DEFAULTS['linear_size']))})")
     p.add_argument("--newton-cells", type=_names(tuple(NEWTON_CELLS), "--newton-cells"),
                    default=NEWTON_DEFAULTS["newton_cells"], help="nonlinear cells")
     p.add_argument("--newton-H", type=_ints, default=NEWTON_DEFAULTS["newton_H"], help="their hidden sizes")
