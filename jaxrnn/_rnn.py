@@ -109,8 +109,7 @@ def _check_parallel(
             f"pass, which the parallel path (impl={impl!r} for {type(cell).__name__}) does "
             'not run; use impl="scan", or "fused" for a nonlinear cell'
         )
-    opts = {k: v for k, v in given.items()}
-    return newton_options(**opts)
+    return newton_options(**given)
 
 
 def _check_flag(name: str, value: Any) -> None:

@@ -35,7 +35,7 @@ except ImportError:  # the bench extra installs it; progress is printed otherwis
     tqdm = None
 
 
-def _ints(text: str) -> tuple[int, ...]:
+def int_list(text: str) -> tuple[int, ...]:
     return tuple(int(t) for t in text.split(",") if t)
 
 
@@ -53,7 +53,7 @@ def _sizes(text: str) -> tuple[Size, ...]:
     return tuple(out)
 
 
-def _names(allowed: tuple[str, ...], flag: str) -> Callable[[str], tuple[str, ...]]:
+def name_list(allowed: tuple[str, ...], flag: str) -> Callable[[str], tuple[str, ...]]:
     def parse(text: str) -> tuple[str, ...]:
         names = tuple(t for t in text.split(",") if t)
         bad = [n for n in names if n not in allowed]
@@ -94,11 +94,11 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
         description="Times BPTT (forward, forward+backward) of jaxrnn against Flax, PyTorch and cuDNN.",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--cells", type=_names(tuple(CELLS), "--cells"), default=tuple(CELLS), help="comma-separated cells")
-    p.add_argument("--T", type=_ints, default=DEFAULT_T, help="comma-separated sequence lengths")
+    p.add_argument("--cells", type=name_list(tuple(CELLS), "--cells"), default=tuple(CELLS), help="comma-separated cells")
+    p.add_argument("--T", type=int_list, default=DEFAULT_T, help="comma-separated sequence lengths")
     p.add_argument("--sizes", type=_sizes, default=DEFAULT_SIZES,
                    help="comma-separated BxH (input size I = H) or BxIxH, e.g. 8x128,64x256,8x32x128")
-    p.add_argument("--impls", type=_names(IMPLS, "--impls"), default=None,
+    p.add_argument("--impls", type=name_list(IMPLS, "--impls"), default=None,
                    help=f"comma-separated implementations (default: all of {', '.join(IMPLS)})")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="fp32", help="the inputs' and weights' dtype")
     p.add_argument("--loss", choices=LOSSES, default=LOSSES[0],

@@ -13,7 +13,7 @@ from typing import Any
 
 import jax
 
-from benchmarks.bptt.cli import HelpFormatter
+from benchmarks.bptt.cli import HelpFormatter, int_list, name_list
 from benchmarks.bptt.report import cpu_name
 
 from .grid import (
@@ -47,23 +47,8 @@ def versions() -> dict[str, str]:
             "optax": optax.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(t) for t in text.split(",") if t)
-
-
-def _names(allowed: tuple[str, ...], flag: str):
-    def parse(text: str) -> tuple[str, ...]:
-        names = tuple(t for t in text.split(",") if t)
-        bad = [n for n in names if n not in allowed]
-        if bad:
-            raise argparse.ArgumentTypeError(f"{flag} takes names from {', '.join(allowed)}, got {', '.join(bad)}")
-        return names
-
-    return parse
-
-
 def _size(text: str) -> tuple[int, int, int]:
-    parts = _ints(text.replace("x", ","))
+    parts = int_list(text.replace("x", ","))
     if len(parts) != 3:
         raise argparse.ArgumentTypeError(f"--linear-size takes BxIxH, e.g. 8x32x64, got {text!r}")
     return parts  # type: ignore[return-value]
@@ -77,21 +62,21 @@ def parser() -> argparse.ArgumentParser:
                     "after training on the adding problem.",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--parts", type=_names(PARTS, "--parts"), default=PARTS, help="comma-separated parts to run")
-    p.add_argument("--linear-cells", type=_names(tuple(LINEAR_CELLS), "--linear-cells"),
+    p.add_argument("--parts", type=name_list(PARTS, "--parts"), default=PARTS, help="comma-separated parts to run")
+    p.add_argument("--linear-cells", type=name_list(tuple(LINEAR_CELLS), "--linear-cells"),
                    default=LINEAR_DEFAULTS["linear_cells"], help="linear-recurrence cells")
-    p.add_argument("--linear-T", type=_ints, default=LINEAR_DEFAULTS["linear_T"], help="their sequence lengths")
-    p.add_argument("--linear-long-cells", type=_names(tuple(LINEAR_CELLS), "--linear-long-cells"),
+    p.add_argument("--linear-T", type=int_list, default=LINEAR_DEFAULTS["linear_T"], help="their sequence lengths")
+    p.add_argument("--linear-long-cells", type=name_list(tuple(LINEAR_CELLS), "--linear-long-cells"),
                    default=LINEAR_DEFAULTS["linear_long_cells"], help="the linear cells also run at T > 10000")
     p.add_argument("--linear-size", type=_size, default=LINEAR_DEFAULTS["linear_size"], help=f"BxIxH (default: {'x'.join(map(str, LINEAR_DEFAULTS['linear_size']))})")
-    p.add_argument("--newton-cells", type=_names(tuple(NEWTON_CELLS), "--newton-cells"),
+    p.add_argument("--newton-cells", type=name_list(tuple(NEWTON_CELLS), "--newton-cells"),
                    default=NEWTON_DEFAULTS["newton_cells"], help="nonlinear cells")
-    p.add_argument("--newton-H", type=_ints, default=NEWTON_DEFAULTS["newton_H"], help="their hidden sizes")
-    p.add_argument("--newton-T", type=_ints, default=NEWTON_DEFAULTS["newton_T"], help="their timed lengths")
+    p.add_argument("--newton-H", type=int_list, default=NEWTON_DEFAULTS["newton_H"], help="their hidden sizes")
+    p.add_argument("--newton-T", type=int_list, default=NEWTON_DEFAULTS["newton_T"], help="their timed lengths")
     p.add_argument("--newton-B", type=int, default=NEWTON_DEFAULTS["newton_B"], help="their batch size")
-    p.add_argument("--methods", type=_names(METHODS, "--methods"), default=NEWTON_DEFAULTS["methods"],
+    p.add_argument("--methods", type=name_list(METHODS, "--methods"), default=NEWTON_DEFAULTS["methods"],
                    help="Newton methods, comma-separated (deer, quasi, elk, quasi-elk)")
-    p.add_argument("--iter-T", type=_ints, default=ITERATION_DEFAULTS["iter_T"],
+    p.add_argument("--iter-T", type=int_list, default=ITERATION_DEFAULTS["iter_T"],
                    help="lengths at which iterations are counted (init and trained)")
     p.add_argument("--train-steps", type=int, default=ITERATION_DEFAULTS["train_steps"],
                    help="training steps of each (cell, H) model on the adding problem")
