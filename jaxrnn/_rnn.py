@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from . import _checks
+from . import _checks, _dropout
 from ._gradclip import clip_gradient
 from ._layout import BatchLayout
 from ._linear_cells import LinearCell
@@ -224,14 +224,33 @@ def _scan_impl(
     bptt_clip: Any,
     unroll: Any,
     precision: Any,
+    masks: _dropout.Masks | None = None,
 ) -> tuple[Any, Array]:
-    """``lax.scan`` over ``cell(...)``: xs ``(T, B, I)``, state ``(B, H)``."""
+    """``lax.scan`` over ``cell(...)``: xs ``(T, B, I)``, state ``(B, H)``;
+    ``masks``: recurrent dropout's and zoneout's (time-major), if any."""
     steps = jnp.arange(xs.shape[0], dtype=jnp.int32)
+    masks = masks or _dropout.Masks(None, None, None, None)
+    tmap = jax.tree_util.tree_map
 
-    def body(carry: Any, inputs: tuple[Array, Array]) -> tuple[Any, Array]:
-        x_t, t = inputs
+    def step(s_in: Any, x_t: Array) -> Any:
+        if masks.recurrent is None:
+            return cell(params, s_in, x_t, precision=precision)[0]
+        # The step written out, with the recurrent GEMM reading h ⊙ m (the
+        # cell is elementwise: jr.rnn checked).
+        xz = cell.input_projection(params, x_t, precision)
+        h = cell.gemm_input(s_in) * masks.recurrent
+        return cell.pointwise(xz, cell.recurrent_projection(params, h, precision), s_in)
+
+    def body(carry: Any, inputs: tuple[Array, Array, Any]) -> tuple[Any, Array]:
+        x_t, t, zone_t = inputs
         s_in = carry if bptt_clip is None else clip_gradient(carry, bptt_clip)
-        new, y = cell(params, s_in, x_t, precision=precision)
+        new = step(s_in, x_t)
+        if zone_t is not None:
+            new = tmap(lambda k, o, n: jnp.where(k, o, n), zone_t, s_in, new)
+        elif masks.zoneout is not None:
+            p = masks.zoneout
+            new = tmap(lambda o, n: p * o + (1.0 - p) * n, s_in, new)
+        y = cell.output(new)
         if seq_lengths is not None:
             valid = (t < seq_lengths)[:, None]
             # Past its length a sequence keeps its state and emits zeros; the
@@ -246,7 +265,7 @@ def _scan_impl(
     # the data and params vary over from the start (a zero initial state
     # does not), or the first step changes its type and lax.scan refuses it.
     state = vary(state, varying_axes_of(params, xs, state, seq_lengths))
-    return lax.scan(body, state, (xs, steps), unroll=unroll)
+    return lax.scan(body, state, (xs, steps, masks.zone), unroll=unroll)
 
 
 # --------------------------------------------------------------------------
@@ -273,6 +292,11 @@ def rnn(
     max_iter: int | None = None,
     on_failure: str | None = None,
     damping: float | None = None,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    zoneout: float = 0.0,
+    key: Array | None = None,
+    deterministic: bool = False,
 ) -> tuple[State, Array]:
     """Runs ``cell`` over a whole sequence.
 
@@ -352,6 +376,24 @@ def rnn(
         Never a silently wrong answer.
       damping: ELK's damping ``λ`` (``None``:
         :data:`jaxrnn.parallel.DEFAULT_DAMPING`).
+      dropout: the rate of variational dropout on the inputs: one mask per
+        sequence, the same at every step (Gal & Ghahramani 2016; Keras's
+        ``dropout``), scaled by ``1/(1-p)``. Every ``impl``.
+      recurrent_dropout: the same on the state the recurrent GEMM reads,
+        ``hz_t = (h_{t-1} ⊙ m) W_hh`` (Keras's ``recurrent_dropout``); the
+        state and outputs themselves are not dropped. Needs a cell whose
+        step is one recurrent GEMM (:attr:`~jaxrnn.Cell.elementwise`) and a
+        sequential ``impl``.
+      zoneout: the probability that a unit of the state keeps its previous
+        value at a step, drawn afresh per step and per state leaf (an LSTM's
+        ``h`` and ``c`` apart; Krueger et al. 2017). With
+        ``deterministic=True`` it applies its expectation
+        ``s_t = p·s_{t-1} + (1-p)·s̃_t``. Needs a sequential ``impl``.
+      key: the PRNG key the masks are drawn from; required when a rate is
+        above zero and ``deterministic`` is false. The fused engine and the
+        scan draw the same masks from the same key, so they agree exactly.
+      deterministic: inference mode: no dropout, zoneout by its expectation;
+        ``key`` is not needed.
 
     Returns:
       ``(final_state, ys)``: the final state (shaped like ``state``) and the
@@ -383,7 +425,9 @@ def rnn(
         time_major=time_major, impl=impl, residuals=residuals,
         residual_budget=residual_budget, bptt_clip=bptt_clip, unroll=unroll,
         precision=precision, method=method, tol=tol, max_iter=max_iter,
-        on_failure=on_failure, damping=damping,
+        on_failure=on_failure, damping=damping, dropout=dropout,
+        recurrent_dropout=recurrent_dropout, zoneout=zoneout, key=key,
+        deterministic=deterministic,
     )
     return final, ys
 
@@ -408,6 +452,11 @@ def rnn_with_info(
     max_iter: int | None = None,
     on_failure: str | None = None,
     damping: float | None = None,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    zoneout: float = 0.0,
+    key: Array | None = None,
+    deterministic: bool = False,
 ) -> tuple[State, Array, NewtonInfo | None]:
     """:func:`rnn`, and how a Newton run went: ``(final_state, ys, info)``.
 
@@ -419,6 +468,8 @@ def rnn_with_info(
         raise TypeError(f"cell must be a jaxrnn Cell, got {_checks.describe(cell)}")
     _check_options(impl, residuals, residual_budget, bptt_clip, unroll)
     newton = _check_parallel(cell, impl, bptt_clip, method, tol, max_iter, on_failure, damping)
+    rates = _dropout.check(dropout, recurrent_dropout, zoneout, key, deterministic)
+    _dropout.check_cell(cell, rates, impl, isinstance(cell, LinearCell))
     _check_flag("reverse", reverse)
     _check_flag("time_major", time_major)
     input_size = cell.check_params(params)
@@ -446,30 +497,36 @@ def rnn_with_info(
         xs = _zero_padding(xs, flat_lengths, time_axis)
     if reverse:
         xs = reverse_padded(xs, flat_lengths, time_axis)
+    # The masks, for the flat batch and in the order the steps run (with
+    # reverse, zoneout's step t is the t-th step taken).
+    masks = _dropout.draw(key, rates, deterministic, xs, time_axis, flat_state, cell.gemm_input)
+    xs_in = _dropout.drop_inputs(xs, masks.inputs, time_axis)
     clip_is_traced = bptt_clip is not None and not _checks.is_concrete(bptt_clip)
 
     info = None
     if impl == "scan":
         final, ys = _scan_impl(
-            cell, params, jnp.moveaxis(xs, time_axis, 0), flat_state, flat_lengths,
-            bptt_clip, unroll, precision,
+            cell, params, jnp.moveaxis(xs_in, time_axis, 0), flat_state, flat_lengths,
+            bptt_clip, unroll, precision, masks,
         )
         ys = jnp.moveaxis(ys, 0, time_axis)
     elif isinstance(cell, LinearCell):
         final, ys = run_linear(
-            cell, params, xs, flat_state, flat_lengths, time_major=time_major,
+            cell, params, xs_in, flat_state, flat_lengths, time_major=time_major,
             precision=precision,
         )
     elif impl == "parallel":
         final, ys, info = run_newton(
-            cell, params, xs, flat_state, flat_lengths, time_major=time_major,
+            cell, params, xs_in, flat_state, flat_lengths, time_major=time_major,
             opts=newton, precision=precision,
         )
     else:
         final, ys = run_impl(
-            impl, cell, params, xs, flat_state, flat_lengths, time_major=time_major,
+            impl, cell, params, xs_in, flat_state, flat_lengths, time_major=time_major,
             residuals=residuals, residual_budget=residual_budget, bptt_clip=bptt_clip,
-            precision=precision, unroll=unroll,
+            precision=precision, unroll=unroll, recurrent_mask=masks.recurrent,
+            zoneout_masks=_dropout.zone_in_layout(masks.zone, time_axis),
+            zoneout=masks.zoneout,
         )
     if clip_is_traced:
         final, ys = _nan_gradient_unless(jnp.asarray(bptt_clip) > 0, (final, ys))
@@ -512,6 +569,11 @@ def bidirectional_rnn(
     max_iter: int | None = None,
     on_failure: str | None = None,
     damping: float | None = None,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    zoneout: float = 0.0,
+    key: Array | None = None,
+    deterministic: bool = False,
 ) -> tuple[tuple[Any, Any], Array]:
     """A bidirectional layer: a forward and a reverse :func:`rnn`, merged.
 
@@ -539,6 +601,11 @@ def bidirectional_rnn(
       max_iter: as for :func:`rnn`.
       on_failure: as for :func:`rnn`.
       damping: as for :func:`rnn`.
+      dropout: as for :func:`rnn`; each direction draws its own masks.
+      recurrent_dropout: as for :func:`rnn`.
+      zoneout: as for :func:`rnn`.
+      key: as for :func:`rnn`; split between the two directions.
+      deterministic: as for :func:`rnn`.
 
     Returns:
       ``((final_fw, final_bw), ys)``.
@@ -577,10 +644,24 @@ def bidirectional_rnn(
         max_iter=max_iter,
         on_failure=on_failure,
         damping=damping,
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        zoneout=zoneout,
+        deterministic=deterministic,
     )
-    final_fw, ys_fw = rnn(cell_fw, params_fw, xs, state_fw, **kwargs)
-    final_bw, ys_bw = rnn(cell_bw, params_bw, xs, state_bw, reverse=True, **kwargs)
+    key_fw, key_bw = _split_key(key, 2)
+    final_fw, ys_fw = rnn(cell_fw, params_fw, xs, state_fw, key=key_fw, **kwargs)
+    final_bw, ys_bw = rnn(cell_bw, params_bw, xs, state_bw, reverse=True, key=key_bw, **kwargs)
     return (final_fw, final_bw), merge_fn(ys_fw, ys_bw)
+
+
+def _split_key(key: Any, num: int) -> tuple[Any, ...]:
+    """``num`` keys from ``key`` (``None`` stays ``None``: :func:`rnn` says
+    whether it was needed)."""
+    if key is None:
+        return (None,) * num
+    _checks.prng_key("key", key)
+    return tuple(jax.random.split(key, num))
 
 
 def _is_bidirectional(layer: Any) -> bool:
@@ -658,6 +739,12 @@ def stacked_rnn(
     max_iter: int | None = None,
     on_failure: str | None = None,
     damping: float | None = None,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    zoneout: float = 0.0,
+    layer_dropout: float = 0.0,
+    key: Array | None = None,
+    deterministic: bool = False,
 ) -> tuple[tuple[Any, ...], Array]:
     """Runs a stack of layers, each feeding its outputs to the next.
 
@@ -682,6 +769,15 @@ def stacked_rnn(
       max_iter: as for :func:`rnn`, shared by every layer.
       on_failure: as for :func:`rnn`, shared by every layer.
       damping: as for :func:`rnn`, shared by every layer.
+      dropout: as for :func:`rnn`: variational dropout on every layer's
+        inputs (Keras's ``dropout`` on each layer of a stack).
+      recurrent_dropout: as for :func:`rnn`, in every layer.
+      zoneout: as for :func:`rnn`, in every layer.
+      layer_dropout: plain dropout (a fresh mask per element and step) on
+        each layer's outputs before the next layer, not after the last:
+        PyTorch's ``nn.LSTM(num_layers=L, dropout=p)``.
+      key: as for :func:`rnn`; each layer draws from its own split.
+      deterministic: as for :func:`rnn`: no dropout of any kind.
 
     Returns:
       ``(finals, ys)``: a tuple of each layer's final state (a pair for a
@@ -714,13 +810,27 @@ def stacked_rnn(
         max_iter=max_iter,
         on_failure=on_failure,
         damping=damping,
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        zoneout=zoneout,
+        deterministic=deterministic,
     )
+    layer_dropout = _dropout.check_rate("layer_dropout", layer_dropout)
+    between = layer_dropout > 0 and not deterministic and len(layers) > 1
+    if between and key is None:
+        raise ValueError(
+            f"layer_dropout={layer_dropout} needs key, a PRNG key to draw its masks from "
+            "(jax.random.key(0)); for inference pass deterministic=True instead"
+        )
+    keys = _split_key(key, 2 * len(layers))
     finals = []
     ys = xs
-    for layer, p, s in zip(layers, params, states):
+    for i, (layer, p, s) in enumerate(zip(layers, params, states)):
+        if between and i > 0:
+            ys = _dropout.layer_dropout(keys[len(layers) + i], layer_dropout, ys)
         if _is_bidirectional(layer):
-            final, ys = bidirectional_rnn(layer, p, ys, s, **kwargs)
+            final, ys = bidirectional_rnn(layer, p, ys, s, key=keys[i], **kwargs)
         else:
-            final, ys = rnn(layer, p, ys, s, **kwargs)
+            final, ys = rnn(layer, p, ys, s, key=keys[i], **kwargs)
         finals.append(final)
     return tuple(finals), ys

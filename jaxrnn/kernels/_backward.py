@@ -40,8 +40,9 @@ from ._chunks import (
     tree_add,
     validity,
     zeros_acc,
+    zone_backward,
 )
-from ._forward import forward_chunk
+from ._forward import dropout_chunk, forward_chunk
 
 Array = jax.Array
 
@@ -59,6 +60,8 @@ class Residuals(NamedTuple):
     extras: (
         Any  # (per full chunk, tail): (xz, hz) under "gates", the entry state under "checkpoints"
     )
+    rmask: Array | None  # recurrent dropout's mask (B, H), or None
+    zone: Any  # zoneout's keep masks in the layout of xs, or None
 
 
 class Weights(NamedTuple):
@@ -78,6 +81,8 @@ class Chunk(NamedTuple):
     entry: Any  # the state entering the chunk
     states: Any  # the state after each step (C, B, ...)
     gates: tuple[Array | None, Array | None] | None  # kept by "gates", or None
+    rmask: Array | None  # recurrent dropout's mask (C, B, H), or None
+    zone: Any  # zoneout's keep masks (C, B, ...) per state leaf, or None
 
 
 class StepInputs(NamedTuple):
@@ -88,6 +93,8 @@ class StepInputs(NamedTuple):
     prev: Any  # the state entering the step
     dy: Array  # the output's cotangent
     valid: Array  # whether the step is within each length
+    rmask: Array | None  # recurrent dropout's mask on the GEMM input, or None
+    zone: Any  # zoneout's keep masks, or None
 
 
 # --------------------------------------------------------------------------
@@ -104,10 +111,11 @@ def _inject(fn: Any, like: Any, ct: Array) -> Any:
 
 
 def _through_gemm(
-    cell: Cell, opts: Options, w: Weights, prev: Any, dhz: Any, ds_prev: Any
+    cell: Cell, opts: Options, w: Weights, x: StepInputs, dhz: Any, ds_prev: Any
 ) -> Any:
-    """Adds the gradient that reaches the previous state through ``hz = h W_hh``
-    (``dhz`` whole, or in gate blocks with ``w.w_hh_t`` in blocks)."""
+    """Adds the gradient that reaches the previous state through
+    ``hz = (h ⊙ m) W_hh`` (``dhz`` whole, or in gate blocks with
+    ``w.w_hh_t`` in blocks; ``m`` recurrent dropout's mask, if any)."""
     if isinstance(dhz, tuple):
         dh = gates.through_gemm(w.w_hh_t, dhz, opts.precision)
     else:
@@ -117,7 +125,9 @@ def _through_gemm(
             precision=opts.precision,
             preferred_element_type=dhz.dtype,
         )
-    return tree_add(ds_prev, _inject(cell.gemm_input, prev, dh))
+    if x.rmask is not None:
+        dh = dh * x.rmask
+    return tree_add(ds_prev, _inject(cell.gemm_input, x.prev, dh))
 
 
 # Each core maps the total cotangent of a step's new state to
@@ -128,13 +138,13 @@ def _additive_core(cell: Cell, opts: Options, w: Weights, total: Any, x: StepInp
     pointwise = gates.pointwise(cell, opts.loops.gate_blocks)
     _, vjp = jax.vjp(lambda a, s: pointwise(a, tmap(jnp.zeros_like, a), s), x.hz, x.prev)
     dhz, ds_prev = vjp(total)
-    return _through_gemm(cell, opts, w, x.prev, dhz, ds_prev), None, None, dhz
+    return _through_gemm(cell, opts, w, x, dhz, ds_prev), None, None, dhz
 
 
 def _elementwise_core(cell: Cell, opts: Options, w: Weights, total: Any, x: StepInputs) -> tuple:
     _, vjp = jax.vjp(gates.pointwise(cell, opts.loops.gate_blocks), x.xz, x.hz, x.prev)
     dxz, dhz, ds_prev = vjp(total)
-    return _through_gemm(cell, opts, w, x.prev, dhz, ds_prev), None, dxz, dhz
+    return _through_gemm(cell, opts, w, x, dhz, ds_prev), None, dxz, dhz
 
 
 def _whole_step_core(cell: Cell, opts: Options, w: Weights, total: Any, x: StepInputs) -> tuple:
@@ -168,7 +178,12 @@ def backward_step(cell: Cell, opts: Options, probed: bool) -> Any:
             # An example past its length contributes nothing at this step
             # (a zero cotangent through the step's VJP) ...
             total = select(x.valid, total, tmap(jnp.zeros_like, total))
-        ds_prev, dp_t, dxz, dhz = core(cell, opts, w, total, x)
+        # Zoneout: a unit that kept its value passes its gradient straight
+        # to the previous state; the rest goes through the cell.
+        to_cell, kept = zone_backward(opts, total, x.zone)
+        ds_prev, dp_t, dxz, dhz = core(cell, opts, w, to_cell, x)
+        if kept is not None:
+            ds_prev = tree_add(ds_prev, kept)
         if dp_t is not None:
             dp = acc_add(dp, dp_t)
         if opts.clipped:
@@ -189,7 +204,8 @@ def _step_inputs(
     cell: Cell, params: Any, opts: Options, chunk: Chunk, prev: Any, h_prev: Array
 ) -> StepInputs:
     """The reverse loop's per-step inputs: the projections kept by "gates", or
-    rebuilt here with one ``C·B``-row GEMM each."""
+    rebuilt here with one ``C·B``-row GEMM each (``h_prev``: the GEMM's input,
+    recurrent dropout's mask applied)."""
     if chunk.gates is not None:
         xz, hz = chunk.gates
     else:
@@ -207,7 +223,7 @@ def _step_inputs(
     if opts.loops.gate_blocks:
         xz = None if xz is None else gates.split(xz, cell.num_gates)
         hz = gates.split(hz, cell.num_gates)
-    return StepInputs(xz, hz, prev, chunk.dy, chunk.valid)
+    return StepInputs(xz, hz, prev, chunk.dy, chunk.valid, chunk.rmask, chunk.zone)
 
 
 def backward_chunk(
@@ -224,7 +240,9 @@ def backward_chunk(
       ``probed``, else ``None``).
     """
     prev = tmap(lambda e, s: jnp.concatenate([e[None], s[:-1]]), chunk.entry, chunk.states)
-    h_prev = cell.gemm_input(prev)  # (C, B, H)
+    h_prev = cell.gemm_input(prev)  # (C, B, H): what the recurrent GEMM read,
+    if chunk.rmask is not None:  # recurrent dropout's mask applied
+        h_prev = h_prev * chunk.rmask
     # Only a whole-step cell accumulates parameter gradients per step.
     init = (ds, None if cell.elementwise else zeros_acc(params))
     (ds_entry, dp), (dxz, dhz, dstates) = opts.loops.backward_chunk(
@@ -303,9 +321,14 @@ def _recurrent_grads(
 
 
 def _acc_fields(acc: Any, **grads: Array) -> Any:
-    """Adds ``grads`` to the named fields of an accumulator NamedTuple."""
+    """Adds ``grads`` to the named fields of an accumulator NamedTuple; a
+    field that is ``None`` (an absent parameter: ``bias=False``) stays ``None``."""
     return acc._replace(
-        **{k: getattr(acc, k) + g.astype(getattr(acc, k).dtype) for k, g in grads.items()}
+        **{
+            k: getattr(acc, k) + g.astype(getattr(acc, k).dtype)
+            for k, g in grads.items()
+            if getattr(acc, k) is not None
+        }
     )
 
 
@@ -355,14 +378,19 @@ def backward(
     def run(ds, dp, dxs, dpr, start, size, extra):
         valid = validity(res.lengths, start, size, B)
         x_c = take(xs, start, size, opts)
+        rmask_c, zone_c = dropout_chunk(res.rmask, res.zone, start, size, opts)
         if opts.residuals == "checkpoints":
             entry = extra
-            _, (states, _, _) = forward_chunk(cell, params, opts, entry, x_c, valid)
+            _, (states, _, _) = forward_chunk(
+                cell, params, opts, entry, x_c, valid, rmask_c, zone_c
+            )
         else:
             entry = state_at(res.seqs, res.s0, start, opts)
             states = tmap(lambda q: take(q, start, size, opts), res.seqs)
         gates = extra if opts.residuals == "gates" else None
-        chunk = Chunk(x_c, take(d_ys, start, size, opts), valid, entry, states, gates)
+        chunk = Chunk(
+            x_c, take(d_ys, start, size, opts), valid, entry, states, gates, rmask_c, zone_c
+        )
         ds, dp_c, dx_c, dst_c = backward_chunk(cell, opts, params, w, ds, chunk, probed)
         if probed:
             dpr = tmap(lambda q, part: put(q, part, start, opts), dpr, dst_c)

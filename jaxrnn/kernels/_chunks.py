@@ -38,6 +38,10 @@ class Options:
     precision: Any
     unroll: Any
     loops: InnerLoops = XLA  # the two sequential loops (see ._loops)
+    #: zoneout's rate when it applies as its expectation (deterministic:
+    #: ``s_t = p·s_{t-1} + (1-p)·s̃_t``); ``None`` otherwise. Training-time
+    #: zoneout comes as per-step masks instead (see :func:`zone_forward`).
+    zoneout: float | None = None
 
     @property
     def num_chunks(self) -> int:
@@ -154,6 +158,7 @@ def make_options(
     precision: Any,
     unroll: Any,
     loops: InnerLoops = XLA,
+    zoneout: float | None = None,
 ) -> Options:
     if isinstance(residuals, str):
         chunk, policy = default_chunk(num_steps, batch_size), residuals
@@ -169,6 +174,7 @@ def make_options(
         precision=precision,
         unroll=unroll,
         loops=loops,
+        zoneout=zoneout,
     )
 
 
@@ -216,6 +222,37 @@ def tree_add(a: Any, b: Any) -> Any:
 def select(valid: Array, a: Any, b: Any) -> Any:
     """``where(valid, a, b)`` leaf by leaf; ``valid`` is ``(B, 1)``."""
     return tmap(lambda x, y: jnp.where(valid, x, y), a, b)
+
+
+def zone_forward(opts: Options, new: Any, prev: Any, keep: Any) -> Any:
+    """Zoneout (Krueger et al. 2017) of one step: each unit keeps its
+    previous value where ``keep`` (booleans shaped like the state, ``(B, H)``
+    per leaf: training) or, with ``opts.zoneout = p`` and no masks, moves by
+    its expectation ``p·prev + (1-p)·new`` (inference)."""
+    if keep is not None:
+        return tmap(lambda k, o, n: jnp.where(k, o, n), keep, prev, new)
+    if opts.zoneout is not None:
+        p = opts.zoneout
+        return tmap(lambda o, n: p * o + (1.0 - p) * n, prev, new)
+    return new
+
+
+def zone_backward(opts: Options, total: Any, keep: Any) -> tuple[Any, Any]:
+    """The VJP of :func:`zone_forward`: splits the cotangent ``total`` of the
+    step's state into ``(to the cell's new state, straight to the previous
+    state)``; ``(total, None)`` without zoneout."""
+    if keep is not None:
+        zero = tmap(jnp.zeros_like, total)
+        return select_leaves(keep, zero, total), select_leaves(keep, total, zero)
+    if opts.zoneout is not None:
+        p = opts.zoneout
+        return tmap(lambda g: (1.0 - p) * g, total), tmap(lambda g: p * g, total)
+    return total, None
+
+
+def select_leaves(mask: Any, a: Any, b: Any) -> Any:
+    """``where(mask, a, b)`` with one mask per leaf (``mask`` a tree like ``a``)."""
+    return tmap(lambda m, x, y: jnp.where(m, x, y), mask, a, b)
 
 
 def zeros_acc(params: Any) -> Any:

@@ -44,29 +44,34 @@ Array = jax.Array
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _fused(cell, opts, params, xs, s0, lengths, clip, probe):
+def _fused(cell, opts, params, xs, s0, lengths, clip, probe, rmask, zone):
     # Not differentiated: keep nothing but the outputs.
     final, ys, _ = forward(
-        cell, params, dataclasses.replace(opts, residuals="checkpoints"), xs, s0, lengths
+        cell, params, dataclasses.replace(opts, residuals="checkpoints"), xs, s0, lengths,
+        rmask, zone,
     )
     return final, ys
 
 
-def _fused_fwd(cell, opts, params, xs, s0, lengths, clip, probe):
-    final, seqs, extras = forward(cell, params, opts, xs, s0, lengths)
+def _fused_fwd(cell, opts, params, xs, s0, lengths, clip, probe, rmask, zone):
+    final, seqs, extras = forward(cell, params, opts, xs, s0, lengths, rmask, zone)
     ys = seqs if opts.residuals == "checkpoints" else cell.output(seqs)
     # Residuals: the caller's own inputs (params, xs, s0, lengths, clip), the
     # per-step states unless checkpointing (for GRU and plain RNNs these are
-    # the outputs ys themselves), and the policy's extras.
+    # the outputs ys themselves), the policy's extras, and the dropout masks.
     kept = None if opts.residuals == "checkpoints" else seqs
-    return (final, ys), Residuals(params, xs, s0, lengths, clip, probe, kept, extras)
+    return (final, ys), Residuals(
+        params, xs, s0, lengths, clip, probe, kept, extras, rmask, zone
+    )
 
 
 def _fused_bwd(cell, opts, res, cts):
     d_final, d_ys = cts
     dparams, dxs, ds0, dprobe = backward(cell, opts, res, d_final, d_ys)
     dclip = None if res.clip is None else jnp.zeros_like(res.clip)
-    return dparams, dxs, ds0, None, dclip, dprobe
+    # The masks are drawn from a key: nothing to differentiate.
+    drmask = None if res.rmask is None else jnp.zeros_like(res.rmask)
+    return dparams, dxs, ds0, None, dclip, dprobe, drmask, None
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)
@@ -87,6 +92,9 @@ def fused_rnn(
     probe: Any = None,
     loops: InnerLoops = XLA,
     residual_budget: int | None = None,
+    recurrent_mask: Array | None = None,
+    zoneout_masks: Any = None,
+    zoneout: float | None = None,
 ) -> tuple[Any, Array]:
     """The fused kernel on ``xs (T, B, I)`` (time-major) or ``(B, T, I)``.
 
@@ -97,6 +105,14 @@ def fused_rnn(
 
     ``loops``: the seam's inner loops (``._loops.XLA``, or
     ``._pallas.PALLAS`` for ``impl="pallas"``).
+
+    Dropout (the masks are drawn by :func:`jaxrnn.rnn`):
+    ``recurrent_mask (B, H)`` multiplies the recurrent GEMM's input at every
+    step (Gal & Ghahramani's variational dropout, already scaled);
+    ``zoneout_masks``, booleans shaped like the state with a time axis in
+    the layout of ``xs``, keep a unit's previous value where true;
+    ``zoneout = p`` without masks applies zoneout's expectation
+    ``p·s_{t-1} + (1-p)·s_t`` (inference).
 
     ``probe`` (an internal-use keyword: :mod:`jaxrnn.diagnostics` passes it
     for its state gradients; leave it ``None``): ``None``, or zeros
@@ -136,13 +152,14 @@ def fused_rnn(
             precision,
             unroll,
             loops,
+            zoneout if zoneout_masks is None else None,
         )
         # One type for every input (see ._sharded), then the kernel.
         args = (params, xs, *rest)
         args = vary(args, varying_axes_of(args))
         return _fused(cell, opts, *args)
 
-    args = (params, xs, state, seq_lengths, clip, probe)
+    args = (params, xs, state, seq_lengths, clip, probe, recurrent_mask, zoneout_masks)
     try:
         mesh = explicit_mesh(args)
         if mesh is None:

@@ -26,7 +26,7 @@ from jax import lax
 from .._sharding import vary, varying_axes
 from ..cells import Cell
 from . import _gates as gates
-from ._chunks import Options, flat_projection, put, select, take, tmap, validity
+from ._chunks import Options, flat_projection, put, select, take, tmap, validity, zone_forward
 
 Array = jax.Array
 
@@ -36,6 +36,8 @@ class StepInputs(NamedTuple):
 
     xz: Any  # the input projection x_t W_ih + b, (C, B, G·H) (or its G blocks, see ._gates)
     valid: Array  # whether the step is within each length, (C, B, 1)
+    rmask: Array | None  # recurrent dropout's mask on the GEMM input, (C, B, H), or None
+    zone: Any  # zoneout's keep masks, bool, shaped like the state per step, or None
 
 
 def forward_step(cell: Cell, opts: Options) -> Any:
@@ -51,6 +53,8 @@ def forward_step(cell: Cell, opts: Options) -> Any:
     def elementwise(w, s, x):
         # w: the params, or ._gates.ForwardWeights in gate blocks.
         h = cell.gemm_input(s)
+        if x.rmask is not None:
+            h = h * x.rmask
         if blocks:
             hz = gates.recurrent(w, h, opts.precision)
         else:
@@ -65,6 +69,7 @@ def forward_step(cell: Cell, opts: Options) -> Any:
 
     def step(params, s, x):
         new, kept = core(params, s, x)
+        new = zone_forward(opts, new, s, x.zone)
         if opts.masked:
             new = select(x.valid, new, s)
         return new, (new, kept)
@@ -73,9 +78,18 @@ def forward_step(cell: Cell, opts: Options) -> Any:
 
 
 def forward_chunk(
-    cell: Cell, params: Any, opts: Options, s0: Any, x_c: Array, valid_c: Array
+    cell: Cell,
+    params: Any,
+    opts: Options,
+    s0: Any,
+    x_c: Array,
+    valid_c: Array,
+    rmask_c: Array | None = None,
+    zone_c: Any = None,
 ) -> tuple[Any, tuple[Any, Array | None, Array | None]]:
-    """Runs one chunk: ``x_c (C, B, I)``; returns the last state and
+    """Runs one chunk: ``x_c (C, B, I)``, with recurrent dropout's mask
+    ``rmask_c (C, B, H)`` and zoneout's masks ``zone_c`` when they apply
+    (see :func:`dropout_chunk`); returns the last state and
     ``(states (C, B, ...), xz (C, B, G·H), hz (C, B, G·H) or None)``; with
     ``"gates"`` and an additive cell, ``(states, None, xz + hz)``."""
     xz_c = flat_projection(lambda x: cell.input_projection(params, x, opts.precision), x_c)
@@ -84,7 +98,11 @@ def forward_chunk(
     else:
         weights, xz_in = params, xz_c
     last, (states, hz_c) = opts.loops.forward_chunk(
-        forward_step(cell, opts), weights, s0, StepInputs(xz_in, valid_c), unroll=opts.unroll
+        forward_step(cell, opts),
+        weights,
+        s0,
+        StepInputs(xz_in, valid_c, rmask_c, zone_c),
+        unroll=opts.unroll,
     )
     if opts.loops.gate_blocks:
         hz_c = gates.join(hz_c)
@@ -93,10 +111,34 @@ def forward_chunk(
     return last, (states, xz_c, hz_c)
 
 
+def dropout_chunk(
+    rmask: Array | None, zone: Any, start: Any, size: int, opts: Options
+) -> tuple[Array | None, Any]:
+    """One chunk's dropout inputs, time-major: recurrent dropout's per-sequence
+    mask ``rmask (B, H)`` repeated over the chunk's steps (a per-step input,
+    so that every loop, the Pallas kernels included, reads it like ``xz``),
+    and zoneout's per-step masks sliced out of ``zone`` (the layout of ``xs``)."""
+    rmask_c = None if rmask is None else jnp.broadcast_to(rmask[None], (size, *rmask.shape))
+    zone_c = None if zone is None else tmap(lambda q: take(q, start, size, opts), zone)
+    return rmask_c, zone_c
+
+
 def forward(
-    cell: Cell, params: Any, opts: Options, xs: Array, s0: Any, lengths: Array | None
+    cell: Cell,
+    params: Any,
+    opts: Options,
+    xs: Array,
+    s0: Any,
+    lengths: Array | None,
+    rmask: Array | None = None,
+    zone: Any = None,
 ) -> tuple[Any, Any, Any]:
     """Runs every chunk, writing the states into per-step buffers.
+
+    ``rmask`` is recurrent dropout's mask ``(B, H)`` on the GEMM input
+    (scaled: ``0`` or ``1/(1-p)``), ``zone`` zoneout's boolean keep masks,
+    one per state leaf in the layout of ``xs``; ``None`` when they do not
+    apply.
 
     Returns:
       ``(final, seqs, res)``: ``seqs`` holds every state leaf per step
@@ -111,7 +153,8 @@ def forward(
     def run(s, seqs, start, size):
         valid = validity(lengths, start, size, B)
         last, (states, xz, hz) = forward_chunk(
-            cell, params, opts, s, take(xs, start, size, opts), valid
+            cell, params, opts, s, take(xs, start, size, opts), valid,
+            *dropout_chunk(rmask, zone, start, size, opts),
         )
         if opts.masked:
             states = _zero_past_lengths(valid, states)

@@ -36,7 +36,7 @@ def explicit_mesh(tree: Any) -> Any:
 
 
 def per_shard(fn: Any, mesh: Any, batch_axis: int, args: tuple) -> Any:
-    """Runs ``fn(params, xs, state, lengths, clip, probe)`` under ``shard_map``
+    """Runs ``fn(params, xs, state, lengths, clip, probe, rmask, zone)`` under ``shard_map``
     over ``mesh``'s Explicit axes, with the batch split the way ``xs`` splits
     it and everything else replicated (resharded so first if it is not)."""
     P = jax.sharding.PartitionSpec
@@ -45,7 +45,7 @@ def per_shard(fn: Any, mesh: Any, batch_axis: int, args: tuple) -> Any:
         for name, kind in zip(mesh.axis_names, mesh.axis_types)
         if kind == jax.sharding.AxisType.Explicit
     }
-    params, xs, state, lengths, clip, probe = args
+    params, xs, state, lengths, clip, probe, rmask, zone = args
     spec = jax.typeof(xs).sharding.spec
     batch = spec[batch_axis] if len(spec) > batch_axis else None
     names = (batch,) if isinstance(batch, str) else tuple(batch or ())
@@ -61,6 +61,8 @@ def per_shard(fn: Any, mesh: Any, batch_axis: int, args: tuple) -> Any:
         None if lengths is None else P(batch),
         None if clip is None else P(),
         None if probe is None else tmap(lambda q: seq_spec(q.ndim), probe),
+        None if rmask is None else P(batch),
+        None if zone is None else tmap(lambda q: seq_spec(q.ndim), zone),
     )
     args = jax.tree_util.tree_map(
         lambda spec, a: tmap(
