@@ -237,3 +237,22 @@ def test_recurrent_dropout_needs_one_recurrent_gemm():
     params = cell.init(jax.random.PRNGKey(0), 3)
     with pytest.raises(ValueError, match="recurrent_dropout acts inside"):
         jr.rnn(cell, params, jnp.ones((2, 5, 3)), recurrent_dropout=0.2, key=KEY)
+
+
+# --------------------------------------------------------------------------
+# the command line
+
+
+def test_train_takes_the_dropout_flags(tmp_path, capsys):
+    from jaxrnn import cli
+
+    args = ["train", "--task", "adding", "-T", "6", "--steps", "4", "--eval-every", "2",
+            "--hidden", "3", "--batch", "4", "--cell", "gru", "--optimizer", "sgd",
+            "--dropout", "0.1", "--recurrent-dropout", "0.2", "--zoneout", "0.3",
+            "--out", str(tmp_path / "run"), "--no-progress"]
+    assert cli.main(args) == 0
+    config = (tmp_path / "run" / "config.json").read_text()
+    assert '"recurrent_dropout": 0.2' in config and '"zoneout": 0.3' in config
+    capsys.readouterr()
+    assert cli.main([*args[:-3], "--zoneout", "1.5"]) == 2
+    assert "expected a rate in [0, 1), got 1.5" in capsys.readouterr().err

@@ -92,6 +92,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def rate(text: str) -> float:
+    """An argparse type: a dropout rate in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text}")
+    return value
+
+
 def cell_list(allowed: Sequence[str]) -> Any:
     """An argparse type: a comma-separated list of names from ``allowed``."""
 
