@@ -256,3 +256,19 @@ def test_train_takes_the_dropout_flags(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main([*args[:-3], "--zoneout", "1.5"]) == 2
     assert "expected a rate in [0, 1), got 1.5" in capsys.readouterr().err
+
+
+def test_torch_stack_with_dropout_in_eval_mode_equals_deterministic_stack():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(3, 4, num_layers=2, dropout=0.5, batch_first=True).double().eval()
+    xs = np.random.default_rng(0).normal(size=(2, 6, 3))
+    with torch.no_grad():
+        want = module(torch.from_numpy(xs))[0].numpy()
+    with jax.enable_x64(True):
+        cell = jr.LSTM(4)
+        params = jr.interop.from_torch(cell, module.state_dict(), num_layers=2)
+        _, ys = jr.stacked_rnn(
+            [cell, cell], params, jnp.asarray(xs), layer_dropout=0.5, deterministic=True
+        )
+        np.testing.assert_allclose(ys, want, rtol=1e-10, atol=1e-12)
