@@ -81,3 +81,14 @@ def weighted_loss(final, ys):
     w = jnp.sin(jnp.arange(ys.size, dtype=ys.dtype)).reshape(ys.shape)
     leaves = jax.tree_util.tree_leaves(final)
     return jnp.sum(w * ys) + sum(jnp.sum(jnp.cos(leaf)) for leaf in leaves)
+
+
+def rnn_value_and_grad(cell, params, xs, state, **rnn_options):
+    """The value and the gradients in ``(params, xs, state)`` of
+    :func:`weighted_loss` of ``jr.rnn(cell, params, xs, state, **rnn_options)``,
+    jitted: what the twin tests compare between implementations."""
+
+    def loss(params, xs, state):
+        return weighted_loss(*jr.rnn(cell, params, xs, state, **rnn_options))
+
+    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(params, xs, state)

@@ -8,7 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import CELLS, Precision, assert_trees_close, random_inputs, weighted_loss
+from helpers import (
+    CELLS,
+    Precision,
+    assert_trees_close,
+    random_inputs,
+    rnn_value_and_grad,
+)
 
 import jaxrnn as jr
 
@@ -44,10 +50,7 @@ TWINS = [
 
 
 def _value_and_grad(cell, impl, params, xs, state, **kw):
-    def loss(params, xs, state):
-        return weighted_loss(*jr.rnn(cell, params, xs, state, impl=impl, key=KEY, **kw))
-
-    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(params, xs, state)
+    return rnn_value_and_grad(cell, params, xs, state, impl=impl, key=KEY, **kw)
 
 
 @pytest.mark.parametrize(("name", "rates", "policy", "variant"), TWINS)

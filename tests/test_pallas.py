@@ -19,6 +19,7 @@ from helpers import (
     Precision,
     assert_trees_close,
     random_inputs,
+    rnn_value_and_grad,
     weighted_loss,
 )
 
@@ -86,10 +87,7 @@ def tiled(monkeypatch):
 
 
 def _value_and_grad(cell, impl, params, xs, state, **kw):
-    def loss(params, xs, state):
-        return weighted_loss(*jr.rnn(cell, params, xs, state, impl=impl, **kw))
-
-    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(params, xs, state)
+    return rnn_value_and_grad(cell, params, xs, state, impl=impl, **kw)
 
 
 @pytest.mark.parametrize(("name", "policy", "variant"), TWINS)

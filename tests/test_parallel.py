@@ -11,7 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import CELLS, Precision, assert_trees_close, random_inputs, weighted_loss
+from helpers import (
+    CELLS,
+    Precision,
+    assert_trees_close,
+    random_inputs,
+    rnn_value_and_grad,
+    weighted_loss,
+)
 
 import jaxrnn as jr
 from jaxrnn.parallel import _scan
@@ -39,13 +46,6 @@ TWINS = SAMPLE + [
 ]
 
 
-def _value_and_grad(cell, params, xs, state, **kw):
-    def loss(params, xs, state):
-        return weighted_loss(*jr.rnn(cell, params, xs, state, **kw))
-
-    return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(params, xs, state)
-
-
 def _inputs(cell, dtype, time_major=False):
     params, xs, state = random_inputs(cell, dtype, batch=B, steps=T)
     # Scaled so the random weights (std 0.5) give dynamics that contract,
@@ -63,8 +63,8 @@ def test_newton_equals_scan_fp64(name, method, variant):
     kw = dict(VARIANTS[variant])
     with jax.enable_x64(True):
         params, xs, state = _inputs(cell, jnp.float64, kw.get("time_major", False))
-        want = _value_and_grad(cell, params, xs, state, impl="scan", **kw)
-        got = _value_and_grad(cell, params, xs, state, impl="parallel", method=method, **kw)
+        want = rnn_value_and_grad(cell, params, xs, state, impl="scan", **kw)
+        got = rnn_value_and_grad(cell, params, xs, state, impl="parallel", method=method, **kw)
         assert_trees_close(got, want, prec)
 
 
@@ -90,8 +90,8 @@ def test_newton_equals_scan_fp32_longer():
     cell = CELLS["gru"]
     params, xs, state = random_inputs(cell, jnp.float32, batch=2, steps=40)
     prec = Precision(np.dtype("float32"), rtol=2e-4, atol=2e-5)
-    want = _value_and_grad(cell, params, xs, state, impl="scan")
-    got = _value_and_grad(cell, params, xs, state, impl="parallel", method="deer")
+    want = rnn_value_and_grad(cell, params, xs, state, impl="scan")
+    got = rnn_value_and_grad(cell, params, xs, state, impl="parallel", method="deer")
     assert_trees_close(got, want, prec)
 
 
@@ -123,8 +123,8 @@ def test_a_run_that_does_not_converge_falls_back_exactly():
     prec = Precision(np.dtype("float64"), rtol=1e-9, atol=1e-11)
     with jax.enable_x64(True):
         params, xs, state = random_inputs(cell, jnp.float64, batch=B, steps=T)
-        want = _value_and_grad(cell, params, xs, state, impl="scan")
-        got = _value_and_grad(
+        want = rnn_value_and_grad(cell, params, xs, state, impl="scan")
+        got = rnn_value_and_grad(
             cell, params, xs, state, impl="parallel", method=method, max_iter=1
         )
         assert_trees_close(got, want, prec)
