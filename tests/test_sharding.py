@@ -119,6 +119,20 @@ FOUR_DEVICES = textwrap.dedent(
         close(f(params, jax.device_put(xs, NamedSharding(mesh, P("data"))), lengths), want[False])
         close(f(jax.device_put(params, NamedSharding(mesh, P())), xs, lengths), want[False])
 
+    @check("explicit_rnn_dropout")
+    def _():
+        # Dropout's masks (drawn inside jr.rnn, replicated) enter the
+        # per-shard kernel split like the batch.
+        drop = dict(dropout=0.2, recurrent_dropout=0.3, zoneout=0.2, key=jax.random.key(3))
+        want = jax.jit(jax.value_and_grad(loss("scan", **drop), (0, 1)))(params, xs, lengths)
+        mesh = jax.make_mesh((4,), ("data",))
+        with jax.set_mesh(mesh):
+            x = jax.device_put(xs, P("data"))
+            n = jax.device_put(lengths, P("data"))
+            p = jax.device_put(params, P())
+            f = jax.jit(jax.value_and_grad(loss("fused", residuals=2, **drop), (0, 1)))
+            close(f(p, x, n), want)
+
     def per_shard(mesh, impl="fused"):
         def f(p, x, n):
             local = jax.shard_map(
@@ -174,6 +188,12 @@ def test_fused_rnn_under_explicit_sharding_equals_scan(four_devices):
     """Inputs typed as sharded over an Explicit mesh (with lengths, reverse,
     checkpointed residuals); also the batch and the params on different meshes."""
     _result(four_devices, "explicit_rnn")
+
+
+def test_fused_rnn_with_dropout_under_explicit_sharding_equals_scan(four_devices):
+    """Recurrent dropout and zoneout with the batch on an Explicit mesh: the
+    same masks as the scan on one device."""
+    _result(four_devices, "explicit_rnn_dropout")
 
 
 def test_fused_rnn_inside_shard_map_equals_scan(four_devices):
