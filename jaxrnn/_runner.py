@@ -60,11 +60,12 @@ class Config:
 
 
 class Run(NamedTuple):
-    """One model to train: its seed, learning rate and clipping threshold."""
+    """One model to train: its seed, learning rate and clipping thresholds."""
 
     seed: int
     lr: float
-    clip: float | None  # None: no clipping
+    clip: float | None  # the global norm's threshold; None: no norm clipping
+    clip_value: float | None = None  # each element's (optax.clip); None: none
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -75,12 +76,17 @@ def _init_state(cell: _cells.Cell, optimizer: str, keys: jax.Array, task: Task) 
 
 def init(cfg: Config, task: Task, runs: Sequence[Run]) -> tuple[Any, Any, Any]:
     """Stacked ``(params, opt_state, hyper)`` for ``runs`` (leading axis = run);
-    ``hyper (runs, 2)`` holds each run's learning rate and clipping threshold."""
+    ``hyper (runs, 3)`` holds each run's learning rate and its norm and value
+    clipping thresholds (``inf``: none)."""
     keys = jnp.stack([jax.random.PRNGKey(r.seed) for r in runs])
     params, opt_state = _init_state(cfg.cell, cfg.optimizer, keys, task)
+
+    def threshold(x: float | None) -> float:
+        return math.inf if x is None else x
+
     hyper = jnp.asarray(
-        [[r.lr, math.inf if r.clip is None else r.clip] for r in runs], jnp.float32
-    )  # (runs, 2): learning rate, clipping threshold
+        [[r.lr, threshold(r.clip), threshold(r.clip_value)] for r in runs], jnp.float32
+    )  # (runs, 3): learning rate, norm threshold, value threshold
     return params, opt_state, hyper
 
 
@@ -91,12 +97,14 @@ def run_block(
 ):
     """``cfg.block`` steps for every run; ``keys (runs, block, 2)`` are the
     data keys of its steps, ``steps (block,)`` their indices. Returns the new params and optimizer state and per-step metrics
-    ``(runs, block)``: loss, grad_norm (before clipping), clipped."""
+    ``(runs, block)``: loss, grad_norm (before clipping), clipped (whether
+    the norm clip fired), cosine (between the clipped and the true gradient:
+    1 for norm clipping, which keeps the direction)."""
     tx = make_optimizer(cfg.optimizer)
     loss_fn = task.make_loss(cfg.cell, impl=cfg.impl, residuals=cfg.residuals)
 
     def one_run(params, opt_state, hyper, keys, steps):
-        lr, max_norm = hyper[0], hyper[1]
+        lr, max_norm, max_value = hyper[0], hyper[1], hyper[2]
 
         def step(carry, inputs):
             k, i = inputs
@@ -106,8 +114,11 @@ def run_block(
             # A traced threshold: clipped and unclipped runs (max_norm = inf)
             # train side by side under vmap.
             clip = clipping.clip_by_global_norm(max_norm)
+            true_grads = grads
             grads, clip_state = clip.update(grads, clip.init(grads))
             norm, clipped = clip_state.global_norm, clip_state.clipped
+            grads, _ = optax.clip(max_value).update(grads, optax.EmptyState())
+            cosine = clipping.cosine_similarity(grads, true_grads)
             # optax.adam's bias correction raises a float to an int32 power,
             # which strict dtype promotion rejects; the rest stays strict.
             with jax.numpy_dtype_promotion("standard"):
@@ -118,12 +129,14 @@ def run_block(
                 rate = lr * (1.0 - (1.0 - cfg.final_lr) * frac)
             updates = jax.tree_util.tree_map(lambda u: rate.astype(u.dtype) * u, updates)
             params = optax.apply_updates(params, updates)
-            return (params, opt_state), (loss, norm, clipped)
+            return (params, opt_state), (loss, norm, clipped, cosine)
 
-        (params, opt_state), (loss, norm, clipped) = jax.lax.scan(
+        (params, opt_state), (loss, norm, clipped, cosine) = jax.lax.scan(
             step, (params, opt_state), (keys, steps)
         )
-        return params, opt_state, {"loss": loss, "grad_norm": norm, "clipped": clipped}
+        return params, opt_state, {
+            "loss": loss, "grad_norm": norm, "clipped": clipped, "cosine": cosine,
+        }
 
     return jax.vmap(one_run, in_axes=(0, 0, 0, 0, None))(params, opt_state, hyper, keys, steps)
 
@@ -163,15 +176,15 @@ def train(
     and ``test_loss`` (runs,), the latest evaluation's.
 
     Returns:
-      A dict of numpy arrays: ``loss``, ``grad_norm``, ``clipped`` (runs,
-      steps); ``eval_step`` (E,), ``test_loss``, ``test_metric`` (runs, E);
+      A dict of numpy arrays: ``loss``, ``grad_norm``, ``clipped``,
+      ``cosine`` (runs, steps); ``eval_step`` (E,), ``test_loss``, ``test_metric`` (runs, E);
       ``params`` (stacked), ``seconds``.
     """
     n_blocks = -(-steps // cfg.block)
     params, opt_state, hyper = init(cfg, task, runs)
     test_inputs, test_targets = task.sample(jax.random.PRNGKey(2**31 - 1), test_size)
     data_keys = [jax.random.fold_in(jax.random.PRNGKey(r.seed), 1) for r in runs]
-    logs: dict[str, list] = {"loss": [], "grad_norm": [], "clipped": []}
+    logs: dict[str, list] = {"loss": [], "grad_norm": [], "clipped": [], "cosine": []}
     evals: list[tuple[int, Any, Any]] = []
     start = time.perf_counter()
 

@@ -40,6 +40,7 @@ __all__ = [
     "AdaptiveClipState",
     "ZScoreClipState",
     "clip_gradient",
+    "cosine_similarity",
 ]
 
 
@@ -94,6 +95,38 @@ def _scale_to(updates: Any, norm: jax.Array, limit: jax.Array) -> Any:
     return jax.tree_util.tree_map(
         lambda g: g * scale.astype(g.dtype) if _is_float(g) else g, updates
     )
+
+
+def cosine_similarity(a: Any, b: Any) -> jax.Array:
+    """The cosine of the angle between two gradient trees, over their floating
+    leaves, in float32.
+
+    What clipping did to a gradient's direction: ``cosine_similarity(clipped,
+    grads)`` is 1 for norm clipping, which only rescales, and falls below 1
+    when value clipping (``optax.clip``) cuts the largest elements and not
+    the rest. Two zero trees are parallel (1); a tree with an ``inf`` or
+    ``NaN`` gives ``NaN``.
+
+    Example:
+      >>> import jax.numpy as jnp, optax, jaxrnn as jr
+      >>> g = {"w": jnp.array([3.0, 1.0])}
+      >>> clipped, _ = optax.clip(0.5).update(g, optax.EmptyState())  # [0.5, 0.5]
+      >>> round(float(jr.clipping.cosine_similarity(clipped, g)), 3)
+      0.894
+    """
+    fa = [x for x in jax.tree_util.tree_leaves(a) if _is_float(x)]
+    fb = [x for x in jax.tree_util.tree_leaves(b) if _is_float(x)]
+    if len(fa) != len(fb) or any(x.shape != y.shape for x, y in zip(fa, fb)):
+        raise ValueError(
+            "a and b must have the same floating leaves and shapes, got "
+            f"{[x.shape for x in fa]} and {[y.shape for y in fb]}"
+        )
+    dot = sum(
+        (jnp.vdot(x.astype(jnp.float32), y.astype(jnp.float32)) for x, y in zip(fa, fb)),
+        jnp.zeros((), jnp.float32),
+    )
+    norms = _global_norm(fa) * _global_norm(fb)
+    return jnp.where(norms > 0, dot / jnp.where(norms > 0, norms, 1), 1.0).astype(jnp.float32)
 
 
 def clip_by_norm(max_norm: float) -> optax.GradientTransformation:

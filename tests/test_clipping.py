@@ -313,3 +313,22 @@ def test_clip_by_global_norm_takes_a_traced_threshold():
         clip_by_global_norm(jnp.ones(2))
     with pytest.raises(ValueError, match=r"max_norm must be a positive float, got 0.0"):
         clip_by_global_norm(jnp.float32(0.0))
+
+
+def test_cosine_similarity_shows_what_clipping_does_to_the_direction():
+    cos = jr.clipping.cosine_similarity
+    g = {"w": jnp.array([[3.0, -0.2], [0.1, 40.0]]), "b": jnp.array([0.5]), "step": jnp.int32(7)}
+    norm_clipped, _ = clip_by_global_norm(1.0).update(g, clip_by_global_norm(1.0).init(g))
+    np.testing.assert_allclose(cos(norm_clipped, g), 1.0, rtol=1e-6)
+    floats = {"w": g["w"], "b": g["b"]}
+    value_clipped, _ = optax.clip(0.5).update(floats, optax.EmptyState())
+    flat = lambda t: np.concatenate([np.ravel(t["w"]), np.ravel(t["b"])])  # noqa: E731
+    a, b = flat(value_clipped), flat(g)
+    want = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+    assert want < 0.7  # the 40 dominated the direction; clipped, it no longer does
+    np.testing.assert_allclose(cos(value_clipped, floats), want, rtol=1e-6)
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, g)
+    assert float(cos(zeros, zeros)) == 1.0
+    assert np.isnan(cos({"w": jnp.array([jnp.inf, 1.0])}, {"w": jnp.array([1.0, 1.0])}))
+    with pytest.raises(ValueError, match="same floating leaves and shapes"):
+        cos({"w": jnp.ones(2)}, {"w": jnp.ones(3)})
