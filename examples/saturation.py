@@ -31,14 +31,18 @@ def main() -> None:
     args = parser.parse_args()
 
     xs, _ = jr.tasks.adding(jax.random.PRNGKey(0), BATCH, T)
-    fig, (ax_d, ax_g, ax_s) = plt.subplots(1, 3, figsize=(14.5, 4))
+    # Drawn to be read at the docs' page width (about 750 px): 1000 px wide,
+    # large type, one legend for the two panels that share the scales.
+    plt.rcParams.update({"font.size": 12, "axes.titlesize": 13, "legend.fontsize": 12})
+    fig, (ax_d, ax_g, ax_s) = plt.subplots(1, 3, figsize=(10, 4.4), layout="constrained")
 
     a = jnp.linspace(-6, 6, 400)
-    ax_d.plot(a, 1 - jnp.tanh(a) ** 2, label="tanh'(a) = 1 - tanh(a)^2  (max 1)")
     s = jax.nn.sigmoid(a)
-    ax_d.plot(a, s * (1 - s), label="sigmoid'(a) = s(1 - s)  (max 1/4)")
-    ax_d.set(title="derivatives vanish where the unit saturates", xlabel="pre-activation a")
-    ax_d.legend(fontsize=8)
+    ax_d.plot(a, 1 - jnp.tanh(a) ** 2, color="black")
+    ax_d.plot(a, s * (1 - s), color="black", ls="--")
+    ax_d.annotate("tanh′ (max 1)", (0.6, 0.95), xytext=(1.6, 0.8), arrowprops={"arrowstyle": "-"})
+    ax_d.annotate("sigmoid′\n(max 1/4)", (2.2, 0.08), xytext=(2.4, 0.35), arrowprops={"arrowstyle": "-"})
+    ax_d.set(title="(a) derivatives", xlabel="pre-activation a")
 
     for scale in SCALES:
         cell = jr.SimpleRNN(H, w_hh_init=jax.nn.initializers.orthogonal(scale=scale))
@@ -47,21 +51,19 @@ def main() -> None:
             cell, params, xs, lambda final, ys: jnp.sum(ys[:, -1]) / BATCH
         ).mean(axis=0)
         distance = jnp.arange(T)[::-1]
-        ax_g.semilogy(distance, norms, label=f"W_hh = {scale} x orthogonal")
+        ax_g.semilogy(distance, norms, lw=2, label=f"W_hh = {scale} × orthogonal")
         _, ys = jr.rnn(cell, params, xs)
         saturated = jnp.mean(jnp.abs(ys) > 0.95, axis=(0, 2))
-        ax_s.plot(jnp.arange(1, T + 1), saturated, label=f"{scale} x orthogonal")
+        ax_s.plot(jnp.arange(1, T + 1), saturated, lw=2)
         print(f"scale {scale}: |dL/dh_0| = {float(norms[0]):.3g}, "
               f"saturated at the end {float(saturated[-1]):.2f}")
 
-    ax_g.set(title="tanh RNN: gradient vs distance by recurrent scale",
-             xlabel="distance from the loss, T - t (steps)", ylabel="||dL/dh_t||")
-    ax_s.set(title="saturated units", xlabel="t (steps)", ylabel="share of units with |h| > 0.95")
+    ax_g.set(title="(b) tanh RNN: ‖dL/dh_t‖", xlabel="distance from the loss (steps)")
+    ax_g.set_yticks([1e-20, 1e-12, 1e-4, 1e4, 1e12])
+    ax_s.set(title="(c) saturated: |h| > 0.95", xlabel="t (steps)", ylabel="share of units")
     for ax in (ax_d, ax_g, ax_s):
         ax.grid(alpha=0.3)
-    ax_g.legend(fontsize=8)
-    ax_s.legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(*ax_g.get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False)
     fig.savefig(args.out, dpi=100)
     print(f"wrote {args.out}")
 

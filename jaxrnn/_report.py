@@ -39,103 +39,135 @@ def _smooth_max(x: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
     return (np.arange(n) + 1) * width, m
 
 
-def _gradflow_axes(ax, runs: Sequence[dict], key: str, title: str) -> None:
-    for run, color in zip(runs, _colors(len(runs))):
+def _gradflow_axes(ax, runs: Sequence[dict], key: str, title: str, colors: Sequence | None = None) -> None:
+    for run, color in zip(runs, colors or _colors(len(runs))):
         norms = np.asarray(run[key], dtype=np.float64)
         distance = np.arange(len(norms))[::-1]  # entry t is T-1-t steps from the loss
         ok = np.isfinite(norms) & (norms > 0)
-        ax.semilogy(distance[ok], norms[ok], color=color, label=run["label"])
+        ax.semilogy(distance[ok], norms[ok], color=color, label=run["label"], lw=1.8)
     ax.set_xlabel("distance from the loss, T - t (steps)")
-    ax.set_ylabel("||dL/dh_t||  (mean over a batch)")
+    ax.set_ylabel("‖dL/dh_t‖ (batch mean)")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
 
 
-def _spectrum_axes(ax, runs: Sequence[dict], key: str, title: str) -> None:
-    for run, color in zip(runs, _colors(len(runs))):
+def _spectrum_axes(
+    ax, runs: Sequence[dict], key: str, title: str, colors: Sequence | None = None, legend: bool = True
+) -> None:
+    for run, color in zip(runs, colors or _colors(len(runs))):
         spec = run[key]
         logsv = np.asarray(spec["log_sv_top"], dtype=np.float64)  # (T,)
         t = np.arange(1, len(logsv) + 1)
         rate = spec["rate"]
         detail = "zero Jacobian: dead units" if rate == -np.inf else f"{rate:+.3f}/step"
         label = f"{run['label']}: {spec['verdict']} ({detail})"
-        ax.plot(t, logsv / np.log(10.0), color=color, label=label)
+        ax.plot(t, logsv / np.log(10.0), color=color, label=label, lw=1.8)
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_xlabel("t (steps)")
-    ax.set_ylabel("log10 of the largest singular value of dh_t/dh_0")
+    ax.set_ylabel("log10 σ₁(dh_t/dh_0)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    if legend:
+        ax.legend(fontsize=7, loc="lower left")
+
+
+def _split_clipping(runs: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+    """The runs about memory and the runs about clipping: the demo trains its
+    ReLU pair, with and without clipping, by plain SGD (Adam would hide the
+    explosion), and every other model by Adam. When either group is empty,
+    every run is in both."""
+    clipping = [r for r in runs if r.get("optimizer") == "sgd"]
+    memory = [r for r in runs if r.get("optimizer") != "sgd"]
+    if not memory or not clipping:
+        return list(runs), list(runs)
+    return memory, clipping
 
 
 def demo_report(path: Path, runs: Sequence[dict], baseline: float, title: str, summary: str = "") -> None:
-    """The demo's ``report.png``: six panels, one line per run.
+    """The demo's ``report.png``: six panels, drawn to be read at about 750 px wide.
 
-    Each run is a dict with ``label``, ``eval_step``, ``test_loss``,
-    ``grad_norm`` (per step), ``gradflow_init``/``gradflow_trained`` (norms
-    per step of the sequence) and ``spectrum_init``/``spectrum_trained``
-    (``log_sv_top``, ``rate``, ``verdict``). ``summary`` (the results table)
-    is printed under the panels.
+    Each run is a dict with ``label``, ``optimizer``, ``eval_step``, ``test_loss``,
+    ``grad_norm`` (per step), ``clip``, ``gradflow_init``/``gradflow_trained``
+    (norms per step of the sequence) and ``spectrum_init``/``spectrum_trained``
+    (``log_sv_top``, ``rate``, ``verdict``). Few series per panel: the
+    learning curves, gradient flow and spectra show the runs about memory
+    (those trained by Adam), each in one colour throughout, named once in
+    panel (a)'s legend; panel (b) shows the runs about clipping (trained by
+    SGD: the ReLU pair). ``summary``
+    (the results table, as text) is printed under the panels when given; the
+    docs show the table as a table instead.
     """
     plt = _plt()
+    memory, clipping = _split_clipping(runs)
+    color_of = {run["label"]: color for run, color in zip(runs, _colors(len(runs)))}
     lines = summary.count("\n") + 1 if summary else 0
-    extra = 0.17 * lines + (0.4 if summary else 0.0)
-    fig, axes = plt.subplots(3, 2, figsize=(13, 14 + extra))
-    colors = _colors(len(runs))
+    extra = 0.13 * lines + (0.3 if summary else 0.0)
+    with plt.rc_context({"font.size": 12, "axes.titlesize": 13, "legend.fontsize": 11}):
+        fig, axes = plt.subplots(3, 2, figsize=(10, 12.6 + extra))
 
-    ax = axes[0, 0]
-    top = 30.0 * baseline  # an explosion would flatten everything else: cut it off here
-    for run, color in zip(runs, colors):
-        loss = np.asarray(run["test_loss"], dtype=np.float64)
-        steps = np.asarray(run["eval_step"])
-        ok = np.isfinite(loss)
-        ax.semilogy(steps[ok], np.minimum(loss[ok], top), color=color, label=run["label"], marker=".", ms=3)
-        high = ok & (loss > top)
-        if high.any():
-            peak = int(np.argmax(np.where(ok, loss, -np.inf)))
-            ax.annotate(f"off the chart: {loss[peak]:.0e} at step {steps[peak]}", (steps[peak], top),
-                        color=color, fontsize=8, xytext=(8, -12), textcoords="offset points")
-        if not ok.all():
-            first = steps[~ok][0]
-            ax.axvline(first, color=color, ls=":", lw=1)
-            ax.annotate("diverged (NaN)", (first, baseline), color=color, fontsize=8, rotation=90,
-                        va="bottom", ha="right")
-    ax.set_ylim(top=top * 1.5)
-    ax.axhline(baseline, color="black", ls="--", lw=1, label=f"baseline {baseline:.3f} (predict the mean)")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("test MSE")
-    ax.set_title("(a) learning curves: below the dashed line = uses memory")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+        ax = axes[0, 0]
+        top = 30.0 * baseline  # an explosion would flatten everything else: cut it off here
+        for run in memory:
+            color = color_of[run["label"]]
+            loss = np.asarray(run["test_loss"], dtype=np.float64)
+            steps = np.asarray(run["eval_step"])
+            ok = np.isfinite(loss)
+            ax.semilogy(steps[ok], np.minimum(loss[ok], top), color=color, label=run["label"], lw=2)
+            high = ok & (loss > top)
+            if high.any():
+                peak = int(np.argmax(np.where(ok, loss, -np.inf)))
+                ax.annotate(f"off the chart: {loss[peak]:.0e}", (steps[peak], top),
+                            color=color, xytext=(8, -14), textcoords="offset points")
+            if not ok.all():
+                first = steps[~ok][0]
+                ax.axvline(first, color=color, ls=":", lw=1)
+                ax.annotate("diverged (NaN)", (first, baseline), color=color, rotation=90,
+                            va="bottom", ha="right")
+        ax.set_ylim(top=top * 1.5)
+        ax.axhline(baseline, color="black", ls="--", lw=1.5, label=f"predict the mean ({baseline:.3f})")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("test MSE")
+        ax.set_title("(a) learning curves")
+        ax.grid(alpha=0.3, which="both")
+        handles, labels = ax.get_legend_handles_labels()  # one legend for (a) and (c)-(f), under them
 
-    ax = axes[0, 1]
-    for run, color in zip(runs, colors):
-        gn = np.asarray(run["grad_norm"], dtype=np.float64)
-        steps, m = _smooth_max(gn, max(1, len(gn) // 50))
-        ok = np.isfinite(m)
-        ax.semilogy(steps[ok], m[ok], color=color, label=run["label"])
-        if not ok.all():
-            ax.plot(steps[~ok][:1], [np.nanmax(m[ok]) if ok.any() else 1.0], "x", color=color, ms=10)
-        if run.get("clip") is not None:
-            ax.axhline(run["clip"], color=color, ls=":", lw=1)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("gradient norm before clipping (max per window)")
-    ax.set_title("(b) gradient norm before clipping (x: overflowed; dotted: clip threshold)", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
+        ax = axes[0, 1]
+        for run in clipping:
+            color = color_of[run["label"]]
+            gn = np.asarray(run["grad_norm"], dtype=np.float64)
+            steps, m = _smooth_max(gn, max(1, len(gn) // 50))
+            ok = np.isfinite(m)
+            ax.semilogy(steps[ok], m[ok], color=color, label=run["label"], lw=2)
+            if not ok.all():
+                ax.plot(steps[~ok][:1], [np.nanmax(m[ok]) if ok.any() else 1.0], "x", color=color, ms=12, mew=2)
+            if run.get("clip") is not None:
+                ax.axhline(run["clip"], color=color, ls=":", lw=1.5)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("gradient norm (max per window)")
+        ax.set_title("(b) gradient norm before clipping")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(title="x: overflow; dotted: clip", loc="upper right")
 
-    _gradflow_axes(axes[1, 0], runs, "gradflow_init", "(c) gradient vs distance, at initialisation")
-    _gradflow_axes(axes[1, 1], runs, "gradflow_trained", "(d) gradient vs distance, after training")
-    axes[1, 0].legend(fontsize=7)
-    _spectrum_axes(axes[2, 0], runs, "spectrum_init", "(e) Jacobian spectrum at initialisation")
-    _spectrum_axes(axes[2, 1], runs, "spectrum_trained", "(f) Jacobian spectrum after training")
-    fig.suptitle(title, fontsize=12)
-    bottom = extra / (14 + extra)
-    fig.tight_layout(rect=(0, bottom, 1, 0.98))
-    if summary:
-        fig.text(0.01, bottom - 0.005, summary, family="monospace", fontsize=8, va="top", ha="left")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+        _gradflow_axes(axes[1, 0], memory, "gradflow_init", "(c) gradient vs distance, initial",
+                       colors=[color_of[r["label"]] for r in memory])
+        _gradflow_axes(axes[1, 1], memory, "gradflow_trained", "(d) gradient vs distance, trained",
+                       colors=[color_of[r["label"]] for r in memory])
+        _spectrum_axes(axes[2, 0], memory, "spectrum_init", "(e) Jacobian spectrum, initial",
+                       colors=[color_of[r["label"]] for r in memory], legend=False)
+        _spectrum_axes(axes[2, 1], memory, "spectrum_trained", "(f) Jacobian spectrum, trained",
+                       colors=[color_of[r["label"]] for r in memory], legend=False)
+        for ax in axes[1:].flat:
+            ax.set_ylabel(ax.get_ylabel(), fontsize=11)
+        fig.suptitle(title, fontsize=13)
+        height = 12.6 + extra
+        rows_of_legend = -(-len(labels) // 3)
+        legend_top = (extra + 0.25 + 0.3 * rows_of_legend) / height
+        fig.tight_layout(rect=(0, legend_top, 1, 0.98))
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, legend_top), ncols=3, frameon=False)
+        if summary:
+            fig.text(0.01, extra / height - 0.005, summary, family="monospace", fontsize=7, va="top", ha="left")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
 
 
 def gradflow_report(path: Path, runs: Sequence[dict], title: str) -> None:

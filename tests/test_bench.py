@@ -139,6 +139,28 @@ def test_docs_block_is_replaced_between_its_markers(bptt, tmp_path):
     assert (tmp_path / "benchmarks" / "memory.png").read_bytes() == b"png"
 
 
+def test_docs_fold_the_long_tables_away(bptt):
+    md = "\n".join([
+        "Command: `x`  ", "",
+        "### Targets", "", "| target | measured | |", "|---|---|---|",
+        "| a ≥ 2× Flax | 2.10× | met |", "| b ≥ 2× Flax | 1.10× | NOT met |", "",
+        "### Results", "", "Times are µs per step.", "",
+        "#### lstm", "", "| cell | T |", "|---|---|", "| lstm | 8 |", "| lstm | 16 |", "",
+        "† compiled memory only.", "",
+        "### Not timed", "", "- needs a GPU: cudnn lstm T=8 (2,4), cudnn lstm T=16 (2,4)",
+        "- T=16, B\\*H > 8\\*128: torch lstm T=16 (2,4)", "",
+    ])
+    folded = bptt.report.fold(md)
+    assert '??? note "Targets: 1 of 2 met"' in folded and "    | a ≥ 2× Flax | 2.10× | met |" in folded
+    assert '??? note "Every row: lstm (2 rows)"' in folded and "    | lstm | 16 |" in folded
+    assert '??? note "Not timed: 3 rows, and why"' in folded
+    # the header, the prose and the footnote stay in view; nothing is lost
+    assert "\nCommand: `x`  " in "\n" + folded and "\n† compiled memory only." in folded
+    assert "### Results" in folded and "\nTimes are µs per step." in folded
+    assert "### Targets" not in folded and "#### lstm" not in folded
+    assert bptt.report.fold(folded) == folded
+
+
 def test_gradient_alone_is_compiled_from_shapes(bptt):
     """The memory of jax.grad alone (no loss value): compiled from shapes, no data."""
     case = bptt.Case("gru", 16, 2, 4)

@@ -348,6 +348,18 @@ def mathml():
     return module
 
 
+def test_figures_link_to_themselves():
+    spec = importlib.util.spec_from_file_location("zoom_hook", ROOT / "docs" / "_ext" / "zoom.py")
+    zoom = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zoom)
+    alone = '<p><img alt="a plot" src="figures/a.png" /></p>'
+    linked_alone = '<p><a class="zoom" href="figures/a.png"><img alt="a plot" src="figures/a.png" /></a></p>'
+    assert zoom.link_figures(alone) == linked_alone
+    linked = '<p><a href="b.png"><img alt="b" src="b.png" /></a></p>'
+    inline = '<p>see <img alt="c" src="c.png" /> here</p>'
+    assert zoom.link_figures(linked) == linked and zoom.link_figures(inline) == inline
+
+
 # --------------------------------------------------------------------------
 # the code on the pages jaxrnn's docs own runs
 
@@ -542,19 +554,29 @@ def test_the_examples_check_would_notice_a_quoted_doctest():
 #: the content column holds about 84 characters of code; a longer line
 #: scrolls, and its trailing comment is out of sight.
 CODE_COLUMNS = 80
-#: Pages whose code this check skips, and why.
-LONG_CODE_ALLOWED = {"": "the home page, which another change is rewriting"}
 
 
 def test_code_lines_fit_the_page(site):
     long_lines = []
     for page, text in built_pages(site).items():
-        if page in LONG_CODE_ALLOWED:
-            continue
         for block in re.findall(r"<pre[^>]*>(.*?)</pre>", text, re.DOTALL):
             code = html.unescape(re.sub(r"<[^>]+>", "", block))
             long_lines += [f"{page or 'home'}: {line}" for line in code.splitlines() if len(line) > CODE_COLUMNS]
     assert not long_lines, f"code lines over {CODE_COLUMNS} characters:\n" + "\n".join(long_lines)
+
+
+def test_figures_open_at_full_size(site):
+    # Figures are drawn larger than the page shows them: each one is a link to its image.
+    pages = built_pages(site)
+    figures = 0
+    for page, text in pages.items():
+        for match in re.finditer(r"<img\b[^>]*\bsrc=\"([^\"]+\.png)\"", text):
+            before = text[: match.start()]
+            link = before[before.rfind("<a "):]
+            assert before.rfind("<a ") > before.rfind("</a>") and f'href="{match[1]}"' in link, (
+                f"{page or 'home'}: {match[1]} is not a link to itself")
+            figures += 1
+    assert figures >= 8, f"only {figures} figures on the site"
 
 
 def test_math_is_rendered_when_the_site_is_built(site):

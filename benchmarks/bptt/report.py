@@ -271,78 +271,173 @@ def skip_summary(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def plots(result: dict[str, Any], out: pathlib.Path) -> list[pathlib.Path]:
-    """time_per_step.png, memory.png and speedup_vs_flax.png (fwd+bwd)."""
+    """time_per_step.png, memory.png and speedup_vs_flax.png (fwd+bwd).
+
+    The first two are small multiples, one panel per cell and size, so that
+    each panel holds one line (or bar) per implementation and one legend,
+    shared, names them all; they are drawn about 1000 px wide with large
+    type, to be read at the width of the docs page (about 750 px).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     rows = result["rows"]
     cells = [c for c in CELLS if any(r["cell"] == c and r["status"] in ("ok", "memory-only") for r in rows)]
-    sizes = sorted({(r["B"], r.get("I", r["H"]), r["H"]) for r in rows})
-    styles = ["-", "--", ":", "-."]
-    colors = {impl: f"C{k}" for k, impl in enumerate(IMPLS)}
+    # one colour per implementation, the same in every plot (tab10, then black and a light blue)
+    palette = [f"C{k}" for k in range(10)] + ["black", "#aec7e8"]
+    colors = dict(zip(IMPLS, palette))
     markers = dict(zip(IMPLS, "os^PXdvDx+*<>"))
     loss = result["meta"].get("loss")
+    # runs before the interleaved rounds reported medians: their meta says so
+    statistic = result["meta"].get("statistic", "best of rounds")
     subtitle = (f"{result['meta']['dtype']}, fwd+bwd" + (f" ({loss} loss)" if loss else "")
-                + f", best of rounds; {result['meta']['device']}")
+                + f", {statistic}; {result['meta']['device']}")
     written = []
 
-    def per_t(metric: str, ylabel: str, name: str, statuses: tuple[str, ...], scale: float = 1.0) -> None:
-        fig, axes = plt.subplots(1, max(1, len(cells)), figsize=(5 * max(1, len(cells)), 4), squeeze=False)
-        for ax, cell in zip(axes[0], cells):
-            for impl in IMPLS:
-                for k, size in enumerate(sizes):
-                    style = styles[k % len(styles)]
-                    pts = sorted(
-                        (r["T"], r["fwdbwd"][metric])
-                        for r in rows
-                        if r["cell"] == cell and r["impl"] == impl and (r["B"], r.get("I", r["H"]), r["H"]) == size
-                        and r["status"] in statuses and r["fwdbwd"] and r["fwdbwd"].get(metric) is not None
-                    )
-                    if pts:
-                        t, y = zip(*pts)
-                        y = [v * scale for v in y]
-                        ax.plot(t, y, style, marker=markers[impl], color=colors[impl], label=f"{impl} B={size[0]}" + (f" I={size[1]}" if size[1] != size[2] else "") + f" H={size[2]}")
-            ax.set(xscale="log", yscale="log", xlabel="T (steps)", ylabel=ylabel, title=cell)
-            ax.grid(True, which="both", alpha=0.3)
-        handles, labels = axes[0][0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
-        fig.suptitle(subtitle)
-        fig.tight_layout()
-        path = out / name
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
+    def size_of(r: dict[str, Any]) -> tuple[int, int, int]:
+        return r["B"], r.get("I", r["H"]), r["H"]
+
+    def size_label(size: tuple[int, int, int]) -> str:
+        b, i, h = size
+        return f"B={b}, H={h}" + ("" if i == h else f", I={i}")
+
+    def panels(metric: str, statuses: tuple[str, ...]) -> tuple[list, list]:
+        """The (cell, size) panels that have data, and the implementations drawn."""
+        have = [r for r in rows if r["status"] in statuses and r["fwdbwd"] and r["fwdbwd"].get(metric) is not None]
+        sizes = sorted({size_of(r) for r in have})
+        keys = [(c, z) for z in sizes for c in cells if any(r["cell"] == c and size_of(r) == z for r in have)]
+        impls = [i for i in IMPLS if any(r["impl"] == i for r in have)]
+        return keys, impls
+
+    def small_multiples(
+        metric: str, what: str, ylabel: str, name: str, statuses: tuple[str, ...], scale: float, bars: bool
+    ) -> None:
+        keys, impls = panels(metric, statuses)
+        if not keys:
+            return
+        ncols = min(2, len(keys))
+        nrows = -(-len(keys) // ncols)
+        with plt.rc_context({"font.size": 12, "axes.titlesize": 13, "legend.fontsize": 12}):
+            fig, axes = plt.subplots(nrows, ncols, figsize=(10, 0.6 + 3.0 * nrows), squeeze=False,
+                                     layout="constrained")
+            for ax, (cell, size) in zip(axes.flat, keys):
+                pick = {(r["impl"], r["T"]): r["fwdbwd"][metric] * scale for r in rows
+                        if r["cell"] == cell and size_of(r) == size and r["status"] in statuses
+                        and r["fwdbwd"] and r["fwdbwd"].get(metric) is not None}
+                ts = sorted({t for _, t in pick})
+                if bars:  # one group of bars per T: time per step hardly changes with T
+                    shown = [i for i in impls if any((i, t) in pick for t in ts)]
+                    width = 0.8 / max(1, len(shown))
+                    for k, impl in enumerate(shown):
+                        xs = [g + (k - (len(shown) - 1) / 2) * width for g, t in enumerate(ts) if (impl, t) in pick]
+                        ys = [pick[impl, t] for t in ts if (impl, t) in pick]
+                        ax.bar(xs, ys, width * 0.92, color=colors[impl], label=impl)
+                    ax.set_xticks(range(len(ts)), [f"T={t:,}" for t in ts])
+                    ax.set_xlim(-0.5, len(ts) - 0.5)
+                    ax.grid(True, axis="y", alpha=0.3)
+                else:  # lines against T, log-log: memory grows with T
+                    for impl in impls:
+                        pts = sorted((t, v) for (i, t), v in pick.items() if i == impl)
+                        if pts:
+                            t, y = zip(*pts)
+                            ax.plot(t, y, "-", marker=markers[impl], color=colors[impl], label=impl, ms=6)
+                    ax.set(xscale="log", yscale="log")
+                    ax.set_xlabel("T (steps)")
+                    ax.grid(True, which="both", alpha=0.3)
+                ax.set_title(f"{cell}, {size_label(size)}")
+                ax.set_ylabel(ylabel)
+            for ax in axes.flat[len(keys):]:
+                ax.set_visible(False)
+            handles = [Patch(color=colors[i]) if bars else Line2D([], [], color=colors[i], marker=markers[i])
+                       for i in impls]
+            fig.legend(handles, impls, loc="outside lower center", ncols=min(len(impls), 5), frameon=False)
+            fig.suptitle(f"{what}; {subtitle}")
+            path = out / name
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
         written.append(path)
 
-    per_t("us_per_step", "µs per step", "time_per_step.png", ("ok",))
-    per_t("temp_bytes", "compiled temporary memory (MB)", "memory.png", ("ok", "memory-only"), 1e-6)
+    small_multiples("us_per_step", "time per step", "µs per step", "time_per_step.png", ("ok",), 1.0, bars=True)
+    small_multiples("temp_bytes", "compiled temporary memory", "temporary MB", "memory.png", ("ok", "memory-only"),
+                    1e-6, bars=False)
 
     groups = sorted({row_key(r) for r in rows if r["speedup_vs_flax"] is not None},
                     key=lambda g: (list(CELLS).index(g[0]), *g[1:]))
     impls = [i for i in IMPLS if i != "flax" and any(r["impl"] == i and r["speedup_vs_flax"] for r in rows)]
     if groups and impls:
-        fig, ax = plt.subplots(figsize=(min(30, max(6, 0.9 * len(groups) + 2)), 4.5))
-        width = 0.8 / len(impls)
-        by = {(*row_key(r), r["impl"]): r["speedup_vs_flax"] for r in rows}
-        for k, impl in enumerate(impls):
-            xs = [g + k * width for g in range(len(groups))]
-            ax.bar(xs, [by.get((*grp, impl)) or 0 for grp in groups], width, color=colors[impl], label=impl)
-        ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))])
-        ax.set_xticklabels([f"{c}\nT={t}\n{b}×{h}" + ("" if i == h else f"\nI={i}") for c, t, b, i, h in groups],
-                           fontsize="small")
-        ax.set(ylabel="speedup over Flax nn.RNN (fwd+bwd, best of rounds)", title=subtitle)
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        path = out / "speedup_vs_flax.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        with plt.rc_context({"font.size": 12, "legend.fontsize": 12}):
+            fig, ax = plt.subplots(figsize=(10, 5.5), layout="constrained")
+            width = 0.8 / len(impls)
+            by = {(*row_key(r), r["impl"]): r["speedup_vs_flax"] for r in rows}
+            for k, impl in enumerate(impls):
+                xs = [g + k * width for g in range(len(groups))]
+                ax.bar(xs, [by.get((*grp, impl)) or 0 for grp in groups], width, color=colors[impl], label=impl)
+            ax.axhline(1.0, color="k", lw=0.8)
+            ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))])
+            ax.set_xticklabels([f"{c}\nT={t}\n{b}×{h}" + ("" if i == h else f"\nI={i}")
+                                for c, t, b, i, h in groups], fontsize=10)
+            ax.set(ylabel="× Flax nn.RNN (above 1: faster)")
+            ax.grid(True, axis="y", alpha=0.3)
+            fig.suptitle(f"speedup over Flax nn.RNN; {subtitle}")
+            fig.legend(loc="outside lower center", ncols=min(len(impls), 6), frameon=False)
+            path = out / "speedup_vs_flax.png"
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
         written.append(path)
     return written
 
 
 BEGIN, END = "<!-- bptt:begin (written by benchmarks/bptt.py --docs) -->", "<!-- bptt:end -->"
+
+
+def fold(md: str) -> str:
+    """``markdown``'s report with its long parts folded away for the docs page.
+
+    The *Targets* table, each cell's table of every row and the *Not timed*
+    list become collapsed ``??? note`` blocks (``pymdownx.details``), titled
+    with what they hold ("Targets: 41 of 57 met"); the run's header, the
+    notes under the tables and the plots stay in view. Anything else passes
+    through unchanged, so folding a folded report changes nothing.
+    """
+    out: list[str] = []
+    lines = md.split("\n")
+    k = 0
+    while k < len(lines):
+        line = lines[k]
+        kind = ("targets" if line == "### Targets" else "skipped" if line == "### Not timed"
+                else "cell" if line.startswith("#### ") else None)
+        if kind is None:
+            out.append(line)
+            k += 1
+            continue
+        body: list[str] = []  # the table or list under the heading
+        prose: list[str] = []  # text above it, which stays in view
+        k += 1
+        while k < len(lines) and not lines[k].startswith("#"):
+            text = lines[k]
+            if text.startswith(("|", "- ")):
+                body.append(text)
+            elif text.strip():
+                if body:
+                    break  # text after the table (a footnote) stays in view
+                prose += [text, ""]
+            k += 1
+        out += prose
+        items = [b for b in body if b.startswith("|")][2:]  # table rows, less the header and its rule
+        if kind == "targets":
+            met = sum(b.rstrip().endswith("| met |") for b in items)
+            title = f"Targets: {met} of {len(items)} met"
+        elif kind == "cell":
+            title = f"Every row: {line[5:]} ({len(items)} rows)"
+        else:
+            count = sum(len(b.rsplit(": ", 1)[-1].split(", ")) for b in body if b.startswith("- "))
+            title = f"Not timed: {count} rows, and why"
+        out += [f'??? note "{title}"', ""] + [f"    {b}" for b in body] + [""]
+    return "\n".join(out)
 
 
 def write_docs(md: str, pngs: list[pathlib.Path], quick: bool, page: pathlib.Path = DOCS_PAGE) -> None:
@@ -363,8 +458,9 @@ def write_docs(md: str, pngs: list[pathlib.Path], quick: bool, page: pathlib.Pat
                   ("    A small grid that shows the output's form; it is not the full benchmark "
                    "(see [Running it](#running-it)). Its timings are only as good as the machine was "
                    "quiet: see the load average in its first lines."), ""]
-    block += [md, ""]
-    block += [f"![{p.stem.replace('_', ' ')}]({rel}/{p.name})\n" for p in pngs]
+    block += [fold(md), ""]
+    # Each plot links to itself: a click shows it at full size.
+    block += [f"[![{p.stem.replace('_', ' ')}]({rel}/{p.name})]({rel}/{p.name})\n" for p in pngs]
     block += ["", END]
     head, rest = text.split(BEGIN, 1)
     page.write_text(head + "\n".join(block) + rest.split(END, 1)[1])
