@@ -11,6 +11,7 @@ task                      inputs         outputs    loss                      ba
 :class:`Adding`           (B, T, 2)      (B,)       MSE at the last step      ``1/6 ≈ 0.167``
 :class:`CopyMemory`       (B, T+20, 10)  (B, T+20)  cross-entropy, all steps  ``10 ln 8 / (T + 20)``
 :class:`TemporalOrder`    (B, T, 6)      (B,)       cross-entropy, last       ``ln 4 ≈ 1.386``
+:class:`CueAnswer`        (B, D+2, V)    (B,)       cross-entropy, last       ``ln K`` (``V = K + F + 1``)
 :class:`CharLM`           (B, L, V)      (B, L)     cross-entropy, all steps  unigram entropy of the text
 :class:`SequentialMNIST`  (B, 784, 1)    (B,)       cross-entropy, last       ``ln 10 ≈ 2.303``
 ========================  =============  =========  ========================  ===========================
@@ -64,11 +65,13 @@ __all__ = [
     "CharLM",
     "CharVocab",
     "CopyMemory",
+    "CueAnswer",
     "SequentialMNIST",
     "Task",
     "TemporalOrder",
     "adding",
     "copy_memory",
+    "cue_answer",
     "load_mnist",
     "load_text",
     "sample_text",
@@ -237,6 +240,53 @@ def temporal_order(key: Array, batch_size: int, length: int) -> tuple[Array, Arr
     tokens = jnp.where(t == p1, first[:, None], tokens)
     tokens = jnp.where(t == p2, second[:, None], tokens)
     return jax.nn.one_hot(tokens, ORDER_SYMBOLS, dtype=jnp.float32), cls.astype(jnp.int32)
+
+
+def cue_answer(
+    key: Array, batch_size: int, distance: int, *, num_pairs: int = 8, num_fillers: int = 8
+) -> tuple[Array, Array]:
+    """A batch of the cue-answer task: "I grew up in *France* ... I speak fluent *French*".
+
+    The first step names a cue (a "country"), one of ``K = num_pairs``; then
+    come ``D = distance`` filler tokens, each drawn uniformly from
+    ``num_fillers`` filler symbols; the last step is a query token. The target,
+    read at the last step, is the cue's paired answer (its "language"): class
+    ``k`` for cue ``k``. Nothing but the first step tells the answer, so a
+    model must carry the cue across ``D + 1`` steps; without memory, accuracy
+    is chance, ``1/K``, and cross-entropy ``ln K``.
+
+    Token indices (one-hot over ``K + F + 1`` symbols): cues ``0 .. K-1``,
+    fillers ``K .. K+F-1``, the query ``K + F``.
+
+    Args:
+      key: a PRNG key.
+      batch_size: ``B >= 1``.
+      distance: ``D >= 1``, the number of filler steps between the cue and
+        the query.
+      num_pairs: ``K >= 2``, the number of cue-answer pairs (classes).
+      num_fillers: ``F >= 1``, the size of the filler vocabulary.
+
+    Returns:
+      ``inputs (B, D+2, K+F+1)`` one-hot float32 and ``targets (B,)`` int32
+      in ``[0, K)``.
+
+    Raises:
+      ValueError: a size is below its minimum (``num_pairs < 2``, any other
+        below 1).
+      TypeError: ``key`` is not a PRNG key, or a size is not an int.
+    """
+    _checks.prng_key("key", key)
+    batch_size = _checks.positive_int("batch_size", batch_size)
+    distance = _check_length("distance", distance, 1)
+    num_pairs = _check_length("num_pairs", num_pairs, 2)
+    num_fillers = _check_length("num_fillers", num_fillers, 1)
+    k_cue, k_fill = jax.random.split(key)
+    cues = jax.random.randint(k_cue, (batch_size,), 0, num_pairs)
+    fillers = jax.random.randint(k_fill, (batch_size, distance), num_pairs, num_pairs + num_fillers)
+    query = jnp.full((batch_size, 1), num_pairs + num_fillers, jnp.int32)
+    tokens = jnp.concatenate([cues[:, None], fillers, query], axis=1)
+    vocab = num_pairs + num_fillers + 1
+    return jax.nn.one_hot(tokens, vocab, dtype=jnp.float32), cues.astype(jnp.int32)
 
 
 # --------------------------------------------------------------------------
@@ -621,6 +671,30 @@ class TemporalOrder(Task):
         return temporal_order(key, batch_size, self.length)
 
 
+class CueAnswer(Task):
+    """The cue-answer ("France ... French") task (see :func:`cue_answer`);
+    ``distance`` is ``D`` (sequences are ``D + 2`` long). Metric: accuracy
+    (chance ``1/num_pairs``)."""
+
+    name: ClassVar[str] = "cue"
+    distance: int = 100
+    num_pairs: int = 8
+    num_fillers: int = 8
+
+    def __post_init__(self) -> None:
+        _check_length("distance", self.distance, 1)
+        _check_length("num_pairs", self.num_pairs, 2)
+        _check_length("num_fillers", self.num_fillers, 1)
+
+    input_size = property(lambda self: self.num_pairs + self.num_fillers + 1)
+    output_size = property(lambda self: self.num_pairs)
+    baseline = property(lambda self: math.log(self.num_pairs))
+
+    def sample(self, key: Array, batch_size: int) -> tuple[Array, Array]:
+        return cue_answer(key, batch_size, self.distance, num_pairs=self.num_pairs,
+                          num_fillers=self.num_fillers)
+
+
 class CharLM(Task):
     """Character-level language modelling: predict every next character.
 
@@ -762,6 +836,7 @@ class SequentialMNIST(Task):
 Adding = _register(Adding)
 CopyMemory = _register(CopyMemory)
 TemporalOrder = _register(TemporalOrder)
+CueAnswer = _register(CueAnswer)
 CharLM = _register(CharLM, ("tokens",))
 SequentialMNIST = _register(SequentialMNIST, ("images", "labels"))
 
@@ -770,6 +845,7 @@ TASKS: dict[str, type] = {
     "adding": Adding,
     "copy": CopyMemory,
     "order": TemporalOrder,
+    "cue": CueAnswer,
     "charlm": CharLM,
     "mnist": SequentialMNIST,
 }

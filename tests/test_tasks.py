@@ -97,6 +97,49 @@ def test_temporal_order_positions_classes_and_baseline():
     assert uniform == pytest.approx(task.baseline, rel=1e-6)
 
 
+def test_cue_answer_layout_targets_and_baseline():
+    """The first step is the cue, D filler steps follow, the last is the query;
+    the target is the cue's class, and ignoring the past scores ln K."""
+    D, K, F, B = 7, 5, 3, 3000
+    task = tasks.CueAnswer(D, num_pairs=K, num_fillers=F)
+    inputs, targets = sample(task, B)
+    assert inputs.shape == (B, D + 2, K + F + 1) and inputs.dtype == jnp.float32
+    assert targets.shape == (B,) and targets.dtype == jnp.int32
+    assert (task.input_size, task.output_size) == (K + F + 1, K)
+    np.testing.assert_array_equal(np.asarray(inputs).sum(-1), 1.0)  # one-hot
+    tokens = np.asarray(jnp.argmax(inputs, -1))
+    np.testing.assert_array_equal(tokens[:, 0], targets)  # the cue names the answer
+    assert ((tokens[:, 1:-1] >= K) & (tokens[:, 1:-1] < K + F)).all()  # fillers only
+    np.testing.assert_array_equal(tokens[:, -1], K + F)  # the query, the same for all
+    np.testing.assert_allclose(np.bincount(np.asarray(targets), minlength=K) / B, 1 / K, atol=0.03)
+    np.testing.assert_allclose(np.bincount(tokens[:, 1:-1].ravel() - K, minlength=F) / (B * D), 1 / F, atol=0.02)
+    uniform = float(task.loss(jnp.zeros((B, K)), targets))
+    assert uniform == pytest.approx(task.baseline, rel=1e-6) and task.baseline == pytest.approx(math.log(K))
+
+
+def test_cue_answer_targets_depend_on_the_cue_only():
+    """The same key gives the same cues at every distance, and so the same
+    targets, whatever the fillers; a model's answer to a sequence with its
+    fillers shuffled in time is the same target."""
+    gen = jax.jit(tasks.cue_answer, static_argnums=(1, 2), static_argnames=("num_pairs", "num_fillers"))
+    x5, y5 = gen(KEY, 64, 5)
+    x9, y9 = gen(KEY, 64, 9)
+    np.testing.assert_array_equal(y5, y9)
+    np.testing.assert_array_equal(jnp.argmax(x5[:, 0], -1), jnp.argmax(x9[:, 0], -1))
+    # A model that reads the first step: right on every sequence, fillers permuted or not.
+    perm = np.random.default_rng(0).permutation(5) + 1
+    shuffled = x5.at[:, 1:6].set(x5[:, perm])
+    assert not np.array_equal(shuffled, x5)
+    np.testing.assert_array_equal(jnp.argmax(shuffled[:, 0, :8], -1), y5)
+    # Another key draws other fillers, yet the pairing (cue k -> class k) holds.
+    x_other, y_other = gen(jax.random.PRNGKey(1), 64, 5)
+    np.testing.assert_array_equal(jnp.argmax(x_other[:, 0], -1), y_other)
+    # jit with the task as an argument (a pytree with static fields) matches the eager call.
+    xe, ye = tasks.CueAnswer(5).sample(KEY, 64)
+    np.testing.assert_array_equal(xe, x5)
+    np.testing.assert_array_equal(ye, y5)
+
+
 def test_char_lm_windows_and_unigram_baseline(tmp_path):
     text = "the quick brown fox jumps over the lazy dog\n" * 40
     path = tmp_path / "corpus.txt"
@@ -201,6 +244,14 @@ BAD_TASK_ARGS = {
     "order batch 0": (lambda: tasks.temporal_order(KEY, 0, 10), ValueError, r"batch_size must be a positive int, got 0"),
     "copy delay 0": (lambda: tasks.copy_memory(KEY, 2, 0), ValueError, r"delay must be a positive int, got 0"),
     "copy batch -1": (lambda: tasks.copy_memory(KEY, -1, 5), ValueError, r"batch_size must be a positive int, got -1"),
+    "cue distance 0": (lambda: tasks.cue_answer(KEY, 2, 0), ValueError, r"distance must be a positive int, got 0"),
+    "cue distance float": (lambda: tasks.cue_answer(KEY, 2, 5.0), TypeError, r"distance must be a positive int, got float 5.0"),
+    "cue one pair": (lambda: tasks.cue_answer(KEY, 2, 5, num_pairs=1), ValueError, r"num_pairs must be at least 2, got 1"),
+    "cue no fillers": (lambda: tasks.cue_answer(KEY, 2, 5, num_fillers=0), ValueError, r"num_fillers must be a positive int, got 0"),
+    "cue batch 0": (lambda: tasks.cue_answer(KEY, 0, 5), ValueError, r"batch_size must be a positive int, got 0"),
+    "cue key": (lambda: tasks.cue_answer(3, 2, 5), TypeError, r"key must be a PRNG key .*got int 3"),
+    "CueAnswer distance": (lambda: tasks.CueAnswer(-1), ValueError, r"distance must be a positive int, got -1"),
+    "CueAnswer pairs": (lambda: tasks.CueAnswer(5, num_pairs=1), ValueError, r"num_pairs must be at least 2, got 1"),
     "charlm batch": (lambda: tasks.CharLM.from_text("abcdefgh", length=3).sample(KEY, -1), ValueError, r"batch_size must be a positive int, got -1"),
     "charlm text": (lambda: tasks.CharLM.from_text(5), TypeError, r"text must be a str, got int 5"),
     "vocab encode": (lambda: _VOCAB.encode(5), TypeError, r"text must be a str, got int 5"),
