@@ -34,6 +34,7 @@ from ._io import (
     nonneg_int,
     positive_float,
     positive_int,
+    rate,
     residuals,
     run_dir,
     write_atomic,
@@ -51,6 +52,8 @@ def _make_task(args: argparse.Namespace):
             return tasks.CopyMemory(args.length)
         if args.task == "order":
             return tasks.TemporalOrder(args.length)
+        if args.task == "cue":
+            return tasks.CueAnswer(args.length)
         if args.task == "charlm":
             text = None if args.text is None else tasks.load_text(args.text)
             return tasks.CharLM.from_text(text, args.length)
@@ -92,7 +95,22 @@ def _evaluate(cell, options, task, params, batch):
 #: the settings that define a training run: ``train --resume`` refuses to
 #: continue a run made with other values (config.json in the run folder)
 RUN_SETTINGS = ("task", "length", "cell", "hidden", "optimizer", "lr", "clip_mode", "clip", "bptt_clip",
-                "batch", "seed", "text", "mnist", "permuted")
+                "dropout", "recurrent_dropout", "zoneout", "batch", "seed", "text", "mnist", "permuted")
+#: the dropout flags, by jr.rnn's names
+DROPOUT = ("dropout", "recurrent_dropout", "zoneout")
+
+
+def _make_loss(task: Any, cell: Any, rnn_options: dict[str, Any], dropout: dict[str, float]) -> Any:
+    """The training loss: ``task.make_loss``'s, or with dropout a loss over
+    batches ``(inputs, targets, key)`` that draws its masks from ``key``."""
+    if not dropout:
+        return task.make_loss(cell, **rnn_options)
+
+    def loss_fn(params: Any, batch: tuple) -> Any:
+        inputs, targets, key = batch
+        return task.loss(task.apply(cell, params, inputs, key=key, **rnn_options, **dropout), targets)
+
+    return loss_fn
 
 
 def _run_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -336,7 +354,11 @@ def run(args: argparse.Namespace) -> int:
             rnn_options.update(method=args.method, max_iter=args.max_iter)
         if args.bptt_clip is not None:
             rnn_options["bptt_clip"] = args.bptt_clip
-        loss_fn = task.make_loss(cell, **rnn_options)
+        dropout = {k: getattr(args, k) for k in DROPOUT if getattr(args, k) > 0}
+        loss_fn = _make_loss(task, cell, rnn_options, dropout)
+        # Evaluation is deterministic: no dropout, zoneout by its expectation.
+        eval_options = dict(rnn_options, **({"zoneout": args.zoneout, "deterministic": True}
+                                            if args.zoneout > 0 else {}))
         state = training.TrainState.create(task.init_params(cell, jax.random.PRNGKey(args.seed)), tx)
         if args.resume:
             state = _restore(ckpt, state)
@@ -351,9 +373,10 @@ def run(args: argparse.Namespace) -> int:
 
         step_fn = training.make_train_step(loss_fn, tx)
         sample = functools.partial(_sample, batch_size=args.batch)
-        evaluate = functools.partial(_evaluate, cell, tuple(sorted(rnn_options.items())))
+        evaluate = functools.partial(_evaluate, cell, tuple(sorted(eval_options.items())))
         test_batch = sample(task, jax.random.PRNGKey(2**31 - 1))
         data_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 1)
+        dropout_key = jax.random.fold_in(jax.random.PRNGKey(args.seed), 3)
         recent: list[float | None] = []  # training losses since the last shown
         with progress, open(metrics_log, "a") as log:
             if first < args.steps:
@@ -361,6 +384,8 @@ def run(args: argparse.Namespace) -> int:
                 jax.block_until_ready(evaluate(task, state.params, test_batch))
             for i in range(first, args.steps):
                 batch = sample(task, jax.random.fold_in(data_key, i))
+                if dropout:  # the masks of step i: a resumed run draws the same
+                    batch = (*batch, jax.random.fold_in(dropout_key, i))
                 state, m = step_fn(state, batch)
                 row = {"step": i + 1, "loss": finite(m["loss"]), "grad_norm": finite(m["grad_norm"]),
                        "skipped": bool(m["skipped"])}
@@ -425,10 +450,10 @@ def register(sub: Any) -> None:
         "optimizer made of it, is not finite: the weights are left as they were and the step counted. "
         "The char LM's loss is in nats per character; bits per character (bpc) = loss / ln 2, "
         "perplexity (ppl) = exp(loss). Progress and status lines go to stderr, results to stdout.")
-    p.add_argument("--task", choices=["adding", "copy", "order", "charlm", "mnist"], default="adding",
+    p.add_argument("--task", choices=["adding", "copy", "order", "cue", "charlm", "mnist"], default="adding",
                    help="the task (docs/tasks.md)")
     p.add_argument("--length", "-T", type=positive_int, default=100,
-                   help="sequence length (copy: the delay; charlm: the window)")
+                   help="sequence length (copy: the delay; cue: the distance D; charlm: the window)")
     p.add_argument("--cell", choices=sorted(CELLS), default="gru", help="the recurrent cell")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam", help="the optimizer")
     p.add_argument("--lr", type=positive_float, default=1e-2, help="learning rate")
@@ -444,6 +469,14 @@ def register(sub: Any) -> None:
     p.add_argument("--max-iter", type=positive_int, default=None,
                    help="with --impl parallel: the most Newton iterations per step before the "
                    "sequential fallback (default: 100, at most T for deer and quasi)")
+    p.add_argument("--dropout", type=rate, default=0.0,
+                   help="variational dropout on the inputs: one mask per sequence, the same at every step "
+                        "(jr.rnn's dropout; docs/regularisation.md)")
+    p.add_argument("--recurrent-dropout", type=rate, default=0.0,
+                   help="variational dropout on the state the recurrent GEMM reads (jr.rnn's recurrent_dropout)")
+    p.add_argument("--zoneout", type=rate, default=0.0,
+                   help="probability that a state unit keeps its value at a step (Krueger et al. 2017); "
+                        "evaluation uses its expectation")
     p.add_argument("--residuals", type=residuals, default="auto",
                    help="fused engine residual policy: auto (the fastest that fits the "
                         "platform's memory budget), gates, states or K (keep every K-th state)")
