@@ -73,18 +73,32 @@ def _spectrum_axes(
 
 def _split_clipping(runs: Sequence[dict]) -> tuple[list[dict], list[dict]]:
     """The runs about memory and the runs about clipping: the demo trains its
-    ReLU pair, with and without clipping, by plain SGD (Adam would hide the
+    ReLU runs, with and without clipping, by SGD (Adam would hide the
     explosion), and every other model by Adam. When either group is empty,
     every run is in both."""
-    clipping = [r for r in runs if r.get("optimizer") == "sgd"]
-    memory = [r for r in runs if r.get("optimizer") != "sgd"]
+    clipping = [r for r in runs if r.get("optimizer") in ("sgd", "momentum")]
+    memory = [r for r in runs if r.get("optimizer") not in ("sgd", "momentum")]
     if not memory or not clipping:
         return list(runs), list(runs)
     return memory, clipping
 
 
+def _cosine_windows(cos: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Window means and minima of the per-step cosines (non-finite ones
+    skipped): ``(step, mean, min)``."""
+    n = max(1, len(cos) // width)
+    blocks = cos[: n * width].reshape(n, -1)
+    ok = np.isfinite(blocks)
+    with np.errstate(invalid="ignore"):
+        mean = np.where(ok, blocks, 0.0).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
+        low = np.where(ok, blocks, np.inf).min(axis=1)
+    mean[~ok.any(axis=1)] = np.nan
+    low[~ok.any(axis=1)] = np.nan
+    return (np.arange(n) + 1) * blocks.shape[1], mean, low
+
+
 def demo_report(path: Path, runs: Sequence[dict], baseline: float, title: str, summary: str = "") -> None:
-    """The demo's ``report.png``: six panels, drawn to be read at about 750 px wide.
+    """The demo's ``report.png``: eight panels, drawn to be read at about 750 px wide.
 
     Each run is a dict with ``label``, ``optimizer``, ``eval_step``, ``test_loss``,
     ``grad_norm`` (per step), ``clip``, ``gradflow_init``/``gradflow_trained``
@@ -92,8 +106,10 @@ def demo_report(path: Path, runs: Sequence[dict], baseline: float, title: str, s
     (``log_sv_top``, ``rate``, ``verdict``). Few series per panel: the
     learning curves, gradient flow and spectra show the runs about memory
     (those trained by Adam), each in one colour throughout, named once in
-    panel (a)'s legend; panel (b) shows the runs about clipping (trained by
-    SGD: the ReLU pair). ``summary``
+    panel (a)'s legend; panels (b), (g) and (h) show the runs about clipping
+    (trained by SGD: the ReLU runs): gradient norms, learning curves, and the
+    cosine between the clipped and the true gradient (``cosine``, per step;
+    optional). ``summary``
     (the results table, as text) is printed under the panels when given; the
     docs show the table as a table instead.
     """
@@ -102,8 +118,9 @@ def demo_report(path: Path, runs: Sequence[dict], baseline: float, title: str, s
     color_of = {run["label"]: color for run, color in zip(runs, _colors(len(runs)))}
     lines = summary.count("\n") + 1 if summary else 0
     extra = 0.13 * lines + (0.3 if summary else 0.0)
+    base = 16.8
     with plt.rc_context({"font.size": 12, "axes.titlesize": 13, "legend.fontsize": 11}):
-        fig, axes = plt.subplots(3, 2, figsize=(10, 12.6 + extra))
+        fig, axes = plt.subplots(4, 2, figsize=(10, base + extra))
 
         ax = axes[0, 0]
         top = 30.0 * baseline  # an explosion would flatten everything else: cut it off here
@@ -156,10 +173,11 @@ def demo_report(path: Path, runs: Sequence[dict], baseline: float, title: str, s
                        colors=[color_of[r["label"]] for r in memory], legend=False)
         _spectrum_axes(axes[2, 1], memory, "spectrum_trained", "(f) Jacobian spectrum, trained",
                        colors=[color_of[r["label"]] for r in memory], legend=False)
+        _clipping_axes(axes[3, 0], axes[3, 1], clipping, baseline, color_of)
         for ax in axes[1:].flat:
             ax.set_ylabel(ax.get_ylabel(), fontsize=11)
         fig.suptitle(title, fontsize=13)
-        height = 12.6 + extra
+        height = base + extra
         rows_of_legend = -(-len(labels) // 3)
         legend_top = (extra + 0.25 + 0.3 * rows_of_legend) / height
         fig.tight_layout(rect=(0, legend_top, 1, 0.98))
@@ -168,6 +186,37 @@ def demo_report(path: Path, runs: Sequence[dict], baseline: float, title: str, s
             fig.text(0.01, extra / height - 0.005, summary, family="monospace", fontsize=7, va="top", ha="left")
         fig.savefig(path, dpi=100)
         plt.close(fig)
+
+
+def _clipping_axes(ax_loss, ax_cos, runs: Sequence[dict], baseline: float, color_of: dict) -> None:
+    """Panels (g) and (h): the clipping runs' test MSE, and the cosine between
+    each clipped gradient and the true one (1: the direction kept)."""
+    for run in runs:
+        color = color_of[run["label"]]
+        loss = np.asarray(run["test_loss"], dtype=np.float64)
+        steps = np.asarray(run["eval_step"])
+        ok = np.isfinite(loss)
+        ax_loss.semilogy(steps[ok], loss[ok], color=color, label=run["label"], lw=2)
+        if not ok.all():
+            ax_loss.plot(steps[~ok][:1], [baseline], "x", color=color, ms=12, mew=2)
+        if "cosine" in run and (run.get("clip") is not None or run.get("clip_value") is not None):
+            cos = np.asarray(run["cosine"], dtype=np.float64)
+            at, mean, low = _cosine_windows(cos, max(1, len(cos) // 50))
+            ax_cos.plot(at, mean, color=color, lw=2, label=run["label"])
+            ax_cos.fill_between(at, low, mean, color=color, alpha=0.2, lw=0)
+    ax_loss.axhline(baseline, color="black", ls="--", lw=1.5)
+    ax_loss.set_xlabel("training step")
+    ax_loss.set_ylabel("test MSE")
+    ax_loss.set_title("(g) clipping: learning curves")
+    ax_loss.grid(alpha=0.3, which="both")
+    ax_loss.legend(title="x: NaN; dashed: the mean", fontsize=9, loc="lower left")
+    ax_cos.set_ylim(-0.05, 1.05)
+    ax_cos.set_xlabel("training step")
+    ax_cos.set_ylabel("cos(clipped, true gradient)")
+    ax_cos.set_title("(h) direction kept by clipping")
+    ax_cos.grid(alpha=0.3)
+    if ax_cos.lines:
+        ax_cos.legend(title="line: mean; band: down to min", fontsize=9, loc="lower left")
 
 
 def gradflow_report(path: Path, runs: Sequence[dict], title: str) -> None:

@@ -28,6 +28,7 @@ from .tasks import Task
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "adam": optax.adam,
     "sgd": optax.sgd,
+    "momentum": lambda lr: optax.sgd(lr, momentum=0.9),
     "rmsprop": optax.rmsprop,
 }
 

@@ -42,22 +42,29 @@ def test_demo_writes_report_and_metrics(demo_run):
     rc, text, out, err = demo_run
     assert rc == 0
     # It says what it does from the start: diagnostics, compiling, then log lines.
-    for word in ("diagnostics at initialisation: relu T=6 no clip, gradient norms",
-                 "relu T=6 no clip + relu T=6 clip 1: compiling the training loop",
+    # The ReLU runs are at T/5 (here 2): no clip, norm clip, value clip.
+    labels = ["relu T=2 no clip", "relu T=2 clip 1", "relu T=2 value clip 0.01"]
+    for word in (f"diagnostics at initialisation: {labels[0]}, gradient norms",
+                 f"{' + '.join(labels)}: compiling the training loop",
                  "step 10/20", "train mse", "test mse", "diagnostics after training"):
         assert word in err
     assert (out / "report.png").stat().st_size > 10_000
-    for word in ("test MSE", "relu T=6 no clip", "relu T=6 clip 1", "baseline (predict the mean): MSE 0.167"):
+    for word in ("test MSE", *labels, "momentum 0.1, value clip 0.01", "cos",
+                 "baseline (predict the mean): MSE 0.167"):
         assert word in text
     metrics = json.loads((out / "metrics.json").read_text())
     runs = {r["label"]: r for r in metrics["runs"]}
-    assert set(runs) == {"relu T=6 no clip", "relu T=6 clip 1"}
-    clipped, free = runs["relu T=6 clip 1"], runs["relu T=6 no clip"]
-    assert free["clipped_share"] == 0.0 and clipped["clip"] == 1.0
-    assert len(clipped["grad_norm"]) == 20 and len(clipped["gradflow_init"]) == 6
-    # The clipped run clips exactly the steps whose pre-clip norm is above 1.
+    assert set(runs) == set(labels)
+    free, clipped, valued = (runs[k] for k in labels)
+    assert free["clipped_share"] == 0.0 and clipped["clip"] == 1.0 and valued["clip_value"] == 0.01
+    assert len(clipped["grad_norm"]) == 20 and len(clipped["gradflow_init"]) == 2
+    # The clipped run clips exactly the steps whose pre-clip norm is above 1,
+    # and keeps the gradient's direction; value clipping turns it.
     norms = np.array(clipped["grad_norm"], dtype=float)
     assert clipped["clipped_share"] == pytest.approx(np.mean(norms > 1.0))
+    np.testing.assert_allclose(clipped["cosine"], 1.0, rtol=1e-5)
+    np.testing.assert_allclose(free["cosine"], 1.0, rtol=1e-5)
+    assert 0.0 < valued["mean_cosine"] < 1.0
     assert clipped["spectrum_init"]["verdict"] in ("vanishing", "stable", "exploding")
 
 
@@ -391,3 +398,85 @@ def test_bench_without_a_checkout_says_so(monkeypatch, capsys):
     monkeypatch.setattr(_bench, "find_checkout", lambda: None)
     assert cli.main(["bench"]) == 2
     assert "source checkout" in capsys.readouterr().err
+
+
+def test_gradflow_compares_w_hh_initialisers_and_trains_each(tmp_path, capsys):
+    """--init: a run per (activation, initialiser); the scaled identity's
+    Jacobian gain is at most its scale (tanh' <= 1), the identity's at most 1;
+    --train-steps trains each, seeds side by side."""
+    rc = cli.main(["gradflow", "--init", "identity,scaled_identity", "--activations", "tanh",
+                   "--identity-scale", "0.5", "--length", "6", "--hidden", "4", "--batch", "2",
+                   "--train-steps", "2", "--train-seeds", "2", "--train-batch", "4", "--optimizer", "sgd",
+                   "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    assert (tmp_path / "gradflow.png").is_file()
+    data = json.loads((tmp_path / "gradflow.json").read_text())
+    assert data["identity_scale"] == 0.5 and data["train"]["steps"] == 2
+    runs = {r["init"]: r for r in data["runs"]}
+    assert list(runs) == ["identity", "scaled_identity"]
+    assert {r["activation"] for r in runs.values()} == {"tanh"}
+    scaled, ident = runs["scaled_identity"]["spectrum"]["rate"], runs["identity"]["spectrum"]["rate"]
+    assert scaled <= math.log(0.5) + 1e-5 and ident <= 1e-5 and scaled < ident
+    assert all(len(r["gradflow"]) == 6 for r in runs.values())
+    for r in runs.values():
+        assert r["train"]["seeds"] == [0, 1] and len(r["train"]["test_mse"]) == 2
+        assert all(math.isfinite(v) for v in r["train"]["test_mse"])
+    captured = capsys.readouterr()
+    assert "W_hh init" in captured.out and "test MSE after 2 steps" in captured.out
+    assert "tanh, scaled_identity, training 2 steps" in captured.err
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["gradflow", "--init", "identity,xavier"], ["--init", "xavier", "glorot"]),
+        (["gradflow", "--init", "identity", "--cells", "lstm"], ["--cells", "--init", "exclude"]),
+        (["gradflow", "--train-steps", "5"], ["--train-steps", "needs --init"]),
+        (["gradflow", "--init", "he", "--activations", "sigmoid"], ["--activations", "sigmoid"]),
+        (["train", "--task", "cue", "--length", "0"], ["--length", "0"]),
+    ],
+)
+def test_gradflow_init_and_cue_bad_arguments(argv, words, capsys, tmp_path):
+    assert cli.main([*argv, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("jaxrnn"), err
+    assert all(w in err for w in words), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_runs_the_cue_answer_task(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = cli.main(["train", "--task", "cue", "--length", "3", "--cell", "lstm", "--hidden", "4",
+                   "--batch", "4", "--steps", "2", "--eval-every", "2", "--optimizer", "sgd",
+                   "--out", str(out), "--no-progress"])
+    assert rc == 0
+    summary = json.loads((out / "metrics.json").read_text())["summary"]
+    assert summary["task"] == "cue" and summary["metric"] == "accuracy"
+    assert summary["baseline"] == pytest.approx(math.log(8))
+    assert 0.0 <= summary["final_test_metric"] <= 1.0
+    assert "cue T=3 lstm: test loss" in capsys.readouterr().out
+
+
+def test_cue_distance_example_writes_results_and_reuses_them(tmp_path, capsys):
+    """examples/cue_distance.py at a tiny size: a JSON entry per (cell, D) with
+    an accuracy per seed, a plot, and --reuse that trains only what is new."""
+    spec = importlib.util.spec_from_file_location("cue_distance", ROOT / "examples" / "cue_distance.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    common = ["--cells", "tanh", "--hidden", "4", "--steps", "2", "--block", "2", "--seeds", "2",
+              "--batch", "4", "--test-size", "16", "--plot", str(tmp_path / "a.png")]
+    assert example.main([*common, "--distances", "2", "--json", str(tmp_path / "a.json")]) == 0
+    first = json.loads((tmp_path / "a.json").read_text())
+    (run,) = first["results"]
+    assert (run["cell"], run["distance"], run["seeds"]) == ("tanh", 2, [0, 1])
+    assert len(run["accuracy"]) == 2 and all(0.0 <= a <= 1.0 for a in run["accuracy"])
+    assert (tmp_path / "a.png").is_file()
+    capsys.readouterr()
+    assert example.main([*common, "--distances", "2,3", "--reuse", str(tmp_path / "a.json"),
+                         "--json", str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "reusing 1 runs" in out and "tanh  D=   3: test accuracy" in out and "D=   2: test" not in out
+    second = json.loads((tmp_path / "b.json").read_text())
+    assert [r["distance"] for r in second["results"]] == [2, 3] and second["results"][0] == run
+    with pytest.raises(SystemExit):  # other settings: refused
+        example.main([*common, "--distances", "2", "--hidden", "5", "--reuse", str(tmp_path / "a.json")])
