@@ -42,14 +42,15 @@ def test_demo_writes_report_and_metrics(demo_run):
     rc, text, out, err = demo_run
     assert rc == 0
     # It says what it does from the start: diagnostics, compiling, then log lines.
-    # The ReLU runs are at T/5 (here 2): no clip, norm clip, value clip.
+    # The ReLU runs are at T/5 (here 2), for twice the steps: no clip, norm
+    # clip, value clip.
     labels = ["relu T=2 no clip", "relu T=2 clip 1", "relu T=2 value clip 0.01"]
     for word in (f"diagnostics at initialisation: {labels[0]}, gradient norms",
                  f"{' + '.join(labels)}: compiling the training loop",
-                 "step 10/20", "train mse", "test mse", "diagnostics after training"):
+                 "step 10/40", "train mse", "test mse", "diagnostics after training"):
         assert word in err
     assert (out / "report.png").stat().st_size > 10_000
-    for word in ("test MSE", *labels, "momentum 0.1, value clip 0.01", "cos",
+    for word in ("test MSE", *labels, "momentum 0.05, value clip 0.01", "cos",
                  "baseline (predict the mean): MSE 0.167"):
         assert word in text
     metrics = json.loads((out / "metrics.json").read_text())
@@ -57,7 +58,7 @@ def test_demo_writes_report_and_metrics(demo_run):
     assert set(runs) == set(labels)
     free, clipped, valued = (runs[k] for k in labels)
     assert free["clipped_share"] == 0.0 and clipped["clip"] == 1.0 and valued["clip_value"] == 0.01
-    assert len(clipped["grad_norm"]) == 20 and len(clipped["gradflow_init"]) == 2
+    assert len(clipped["grad_norm"]) == 40 and len(clipped["gradflow_init"]) == 2
     # The clipped run clips exactly the steps whose pre-clip norm is above 1,
     # and keeps the gradient's direction; value clipping turns it.
     norms = np.array(clipped["grad_norm"], dtype=float)

@@ -46,8 +46,9 @@ def demo_runs(cells: Sequence[str], length: int) -> list[DemoRun]:
     - ``lstm``, ``gru``: lr 1e-2, at ``length``;
     - ``relu``: a ReLU RNN with identity recurrent weights (the IRNN's
       initialisation) at ``length // 5``, trained three times by SGD with
-      momentum 0.9 at lr 0.1: without clipping, with the global norm clipped
-      at 1, and with each element clipped at 0.01 (value clipping). Adam
+      momentum 0.9 at lr 0.05, for twice the steps: without clipping, with
+      the global norm clipped at 1, and with each element clipped at 0.01
+      (value clipping). Adam
       divides each update by a running gradient scale, which hides an
       explosion; SGD's step is the gradient itself, as in Pascanu et al.
       (2013) and Le et al. (2015). At ``length // 2`` and ``length`` no
@@ -61,10 +62,12 @@ def demo_runs(cells: Sequence[str], length: int) -> list[DemoRun]:
         "irnn": [DemoRun(f"irnn T={half}", "irnn", half, 2e-3, 1.0, steps_factor=2)],
         "lstm": [DemoRun(f"lstm T={length}", "lstm", length, 1e-2, 1.0)],
         "gru": [DemoRun(f"gru T={length}", "gru", length, 1e-2, 1.0)],
-        "relu": [DemoRun(f"relu T={fifth} no clip", "irnn", fifth, 0.1, None, "momentum"),
-                 DemoRun(f"relu T={fifth} clip 1", "irnn", fifth, 0.1, 1.0, "momentum"),
-                 DemoRun(f"relu T={fifth} value clip 0.01", "irnn", fifth, 0.1, None, "momentum",
-                         clip_value=0.01)],
+        "relu": [DemoRun(f"relu T={fifth} no clip", "irnn", fifth, 0.05, None, "momentum",
+                         steps_factor=2),
+                 DemoRun(f"relu T={fifth} clip 1", "irnn", fifth, 0.05, 1.0, "momentum",
+                         steps_factor=2),
+                 DemoRun(f"relu T={fifth} value clip 0.01", "irnn", fifth, 0.05, None, "momentum",
+                         steps_factor=2, clip_value=0.01)],
     }
     return [r for name in cells for r in table[name]]
 
@@ -206,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     baseline = Adding().baseline
     print(
         f"jaxrnn demo: the adding problem (predicting the mean scores MSE {baseline:.3f}); "
-        f"{len(runs)} model{'' if len(runs) == 1 else 's'}, {args.steps} steps each (irnn: {2 * args.steps}), "
+        f"{len(runs)} model{'' if len(runs) == 1 else 's'}, {args.steps} steps each (irnn, relu: {2 * args.steps}), "
         f"batch {args.batch}, hidden {args.hidden}, seed {args.seed}; writing {out}",
         flush=True,
     )
@@ -223,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
           f"(training {train_s:.0f}s, diagnostics {diag_s:.0f}s)")
 
     title = (f"jaxrnn demo: adding problem, batch {args.batch}, H={args.hidden}, "
-             f"{args.steps} steps (irnn {2 * args.steps}), seed {args.seed}")
+             f"{args.steps} steps (irnn, relu {2 * args.steps}), seed {args.seed}")
     summary = table(rows, _HEADER) + (
         f"\nbaseline: predicting the mean scores MSE {baseline:.3f}. Solved: test MSE <= {SOLVED_MSE}. "
         "Jacobian: growth of the largest singular value of dh_t/dh_0 over T steps (panels e, f).\n"
@@ -252,7 +255,7 @@ def register(sub: Any) -> None:
                        "writes report.png and metrics.json.")
     p.add_argument("--length", "-T", type=length, default=100,
                    help="sequence length T of the long runs, at least 2 (tanh also at T/10, irnn at T/2)")
-    p.add_argument("--steps", type=positive_int, default=DEMO_STEPS, help="training steps per model (irnn: twice)")
+    p.add_argument("--steps", type=positive_int, default=DEMO_STEPS, help="training steps per model (irnn and relu: twice)")
     p.add_argument("--batch", type=positive_int, default=32, help="batch size")
     p.add_argument("--block", type=positive_int, default=50,
                    help="steps per compiled call, i.e. per progress update")
