@@ -232,25 +232,33 @@ def _scan_impl(
     masks = masks or _dropout.Masks(None, None, None, None)
     tmap = jax.tree_util.tree_map
 
-    def step(s_in: Any, x_t: Array) -> Any:
+    def step(s_in: Any, x_t: Array) -> tuple[Any, Array | None]:
+        """The new state, and the output when the cell gave it (a read-out
+        such as the LRU's y = Re(h C) + x D reads x_t, not only the state)."""
         if masks.recurrent is None:
-            return cell(params, s_in, x_t, precision=precision)[0]
+            return cell(params, s_in, x_t, precision=precision)
         # The step written out, with the recurrent GEMM reading h ⊙ m (the
         # cell is elementwise: jr.rnn checked).
         xz = cell.input_projection(params, x_t, precision)
         h = cell.gemm_input(s_in) * masks.recurrent
-        return cell.pointwise(xz, cell.recurrent_projection(params, h, precision), s_in)
+        rz = cell.recurrent_projection(params, h, precision)
+        return cell.pointwise(xz, rz, s_in), None
 
     def body(carry: Any, inputs: tuple[Array, Array, Any]) -> tuple[Any, Array]:
         x_t, t, zone_t = inputs
         s_in = carry if bptt_clip is None else clip_gradient(carry, bptt_clip)
-        new = step(s_in, x_t)
+        new, y = step(s_in, x_t)
+        # Zoneout (refused for read-out cells) changes the state the output
+        # is read from.
         if zone_t is not None:
             new = tmap(lambda k, o, n: jnp.where(k, o, n), zone_t, s_in, new)
+            y = None
         elif masks.zoneout is not None:
             p = masks.zoneout
             new = tmap(lambda o, n: p * o + (1.0 - p) * n, s_in, new)
-        y = cell.output(new)
+            y = None
+        if y is None:
+            y = cell.output(new)
         if seq_lengths is not None:
             valid = (t < seq_lengths)[:, None]
             # Past its length a sequence keeps its state and emits zeros; the
