@@ -21,6 +21,7 @@ from .cells import LSTM as LSTM
 from .cells import Cell as Cell
 from .cells import GRUParams as GRUParams
 from .cells import LSTMParams as LSTMParams
+from .cells import LSTMPParams as LSTMPParams
 from .cells import LSTMState as LSTMState
 from .cells import SimpleRNN as SimpleRNN
 from .cells import SimpleRNNParams as SimpleRNNParams
@@ -49,6 +50,7 @@ __all__ = [
     "GRU",
     "SimpleRNNParams",
     "LSTMParams",
+    "LSTMPParams",
     "GRUParams",
     "LSTMState",
     "LinearCell",

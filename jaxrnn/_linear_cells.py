@@ -75,14 +75,14 @@ class MinGRUParams(NamedTuple):
     """Parameters of :class:`MinGRU`; blocks along the last axis: z, h~."""
 
     w_ih: Array  # (input_size, 2 * hidden_size)
-    b: Array  # (2 * hidden_size,)
+    b: Array | None = None  # (2 * hidden_size,); None: bias=False
 
 
 class MinLSTMParams(NamedTuple):
     """Parameters of :class:`MinLSTM`; blocks along the last axis: f, i, h~."""
 
     w_ih: Array  # (input_size, 3 * hidden_size)
-    b: Array  # (3 * hidden_size,)
+    b: Array | None = None  # (3 * hidden_size,); None: bias=False
 
 
 class LRUParams(NamedTuple):
@@ -113,7 +113,7 @@ class RGLRUParams(NamedTuple):
     """Parameters of :class:`RGLRU`; blocks along the last axis: u, r, i."""
 
     w_ih: Array  # (input_size, 3 * hidden_size): input u, recurrence gate r, input gate i
-    b: Array  # (3 * hidden_size,)
+    b: Array | None  # (3 * hidden_size,); None: bias=False
     lam: Array  # (hidden_size,): a = sigmoid(lam)
 
 
@@ -132,6 +132,11 @@ def _log_g(x: Array) -> Array:
     ``g(x) = x + 1/2 (x >= 0), sigmoid(x) (x < 0)``. ``relu`` keeps the unused
     branch finite, so that its (discarded) gradient is not NaN."""
     return jnp.where(x >= 0, jnp.log(jax.nn.relu(x) + 0.5), -jax.nn.softplus(-x))
+
+
+def _without_b(shapes: dict[str, tuple[int, ...]], bias: bool) -> dict[str, tuple[int, ...]]:
+    """``shapes`` without ``b`` for a ``bias=False`` cell (its ``b`` is ``None``)."""
+    return shapes if bias else {k: v for k, v in shapes.items() if k != "b"}
 
 
 def _check_unit_interval(name: str, value: float, *, open_low: bool, open_high: bool) -> None:
@@ -286,6 +291,7 @@ class MinGRU(LinearCell):
         Glorot-uniform (the paper's layers are plain linear layers, with no
         initialisation of their own).
       b_init: initializer of each ``(H,)`` block of ``b``; zeros.
+      bias: ``False`` makes a cell without ``b`` (``params.b`` is ``None``).
 
     References:
       Feng, Tung, Ahmed, Bengio & Hajimirsadeghi, "Were RNNs All We
@@ -304,6 +310,7 @@ class MinGRU(LinearCell):
     _: dataclasses.KW_ONLY
     w_ih_init: Initializer = initializers.default_w_ih
     b_init: Initializer = initializers.default_b
+    bias: bool = True
 
     params_type: ClassVar[type] = MinGRUParams
     num_gates: ClassVar[int] = 2
@@ -311,14 +318,14 @@ class MinGRU(LinearCell):
 
     def _param_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
         H = self.hidden_size
-        return {"w_ih": (input_size, 2 * H), "b": (2 * H,)}
+        return _without_b({"w_ih": (input_size, 2 * H), "b": (2 * H,)}, self.bias)
 
     def init_params(self, key: Array, input_size: int, dtype: Any) -> MinGRUParams:
         k1, k2 = jax.random.split(key)
         H = self.hidden_size
         return MinGRUParams(
             w_ih=block_init(self.w_ih_init, k1, 2, (input_size, H), dtype),
-            b=block_init(self.b_init, k2, 2, (H,), dtype),
+            b=block_init(self.b_init, k2, 2, (H,), dtype) if self.bias else None,
         )
 
     def coefficients(
@@ -354,6 +361,7 @@ class MinLSTM(LinearCell):
       hidden_size: the number of hidden units ``H``.
       w_ih_init: initializer of each ``(I, H)`` block of ``w_ih``; Glorot-uniform.
       b_init: initializer of each ``(H,)`` block of ``b``; zeros.
+      bias: ``False`` makes a cell without ``b`` (``params.b`` is ``None``).
 
     References:
       Feng, Tung, Ahmed, Bengio & Hajimirsadeghi, "Were RNNs All We
@@ -372,6 +380,7 @@ class MinLSTM(LinearCell):
     _: dataclasses.KW_ONLY
     w_ih_init: Initializer = initializers.default_w_ih
     b_init: Initializer = initializers.default_b
+    bias: bool = True
 
     params_type: ClassVar[type] = MinLSTMParams
     num_gates: ClassVar[int] = 3
@@ -379,14 +388,14 @@ class MinLSTM(LinearCell):
 
     def _param_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
         H = self.hidden_size
-        return {"w_ih": (input_size, 3 * H), "b": (3 * H,)}
+        return _without_b({"w_ih": (input_size, 3 * H), "b": (3 * H,)}, self.bias)
 
     def init_params(self, key: Array, input_size: int, dtype: Any) -> MinLSTMParams:
         k1, k2 = jax.random.split(key)
         H = self.hidden_size
         return MinLSTMParams(
             w_ih=block_init(self.w_ih_init, k1, 3, (input_size, H), dtype),
-            b=block_init(self.b_init, k2, 3, (H,), dtype),
+            b=block_init(self.b_init, k2, 3, (H,), dtype) if self.bias else None,
         )
 
     def coefficients(
@@ -607,6 +616,7 @@ class RGLRU(LinearCell):
       a_max: largest ``a^c`` at initialisation, in ``[a_min, 1)``.
       w_ih_init: initializer of each ``(I, H)`` block of ``w_ih``; Glorot-uniform.
       b_init: initializer of each ``(H,)`` block of ``b``; zeros.
+      bias: ``False`` makes a cell without ``b`` (``params.b`` is ``None``).
 
     References:
       De, Smith, Fernando, Botev, Cristian-Muraru, Gu, Haroun, Berrada, Chen,
@@ -630,6 +640,7 @@ class RGLRU(LinearCell):
     a_max: float = 0.999
     w_ih_init: Initializer = initializers.default_w_ih
     b_init: Initializer = initializers.default_b
+    bias: bool = True
 
     params_type: ClassVar[type] = RGLRUParams
     num_gates: ClassVar[int] = 3
@@ -650,7 +661,7 @@ class RGLRU(LinearCell):
 
     def _param_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
         H = self.hidden_size
-        return {"w_ih": (input_size, 3 * H), "b": (3 * H,), "lam": (H,)}
+        return _without_b({"w_ih": (input_size, 3 * H), "b": (3 * H,), "lam": (H,)}, self.bias)
 
     def init_params(self, key: Array, input_size: int, dtype: Any) -> RGLRUParams:
         k1, k2, k3 = jax.random.split(key, 3)
@@ -661,7 +672,7 @@ class RGLRU(LinearCell):
         lam = log_a - jnp.log(-jnp.expm1(log_a))  # logit(a), stable as a -> 1
         return RGLRUParams(
             w_ih=block_init(self.w_ih_init, k1, 3, (input_size, H), dtype),
-            b=block_init(self.b_init, k2, 3, (H,), dtype),
+            b=block_init(self.b_init, k2, 3, (H,), dtype) if self.bias else None,
             lam=lam.astype(dtype),
         )
 

@@ -16,9 +16,16 @@ cell           params                              gate order  state
 SimpleRNN      w_ih (I,H), w_hh (H,H), b (H,)      --          h (*batch, H)
 IRNN           as SimpleRNN                        --          h (*batch, H)
 LSTM           w_ih (I,4H), w_hh (H,4H), b (4H,)   i, f, g, o  LSTMState(h, c)
+LSTM(proj_     w_ih (I,4H), w_hh (P,4H), b (4H,),  i, f, g, o  LSTMState(h (*batch, P),
+size=P)        w_hr (H,P)                                      c (*batch, H))
 GRU            w_ih (I,3H), w_hh (H,3H), b (3H,),  r, z, n     h (*batch, H)
                b_hn (H,)
 =============  ==================================  ==========  =========================
+
+(``LSTM(proj_size=P)`` has its own params type, :class:`LSTMPParams`.) The
+biases of a cell made with ``bias=False`` (``b``, GRU's ``b_hn``) are
+``None``: ``None`` is an empty pytree, so optimizers and gradients never see
+an absent parameter, and each params type keeps its fields.
 
 Initializers are applied block by block: each gate's ``(I, H)`` slice of
 ``w_ih``, each ``(H, H)`` slice of ``w_hh`` and each ``(H,)`` slice of ``b``
@@ -48,6 +55,7 @@ __all__ = [
     "GRU",
     "SimpleRNNParams",
     "LSTMParams",
+    "LSTMPParams",
     "GRUParams",
     "LSTMState",
     "accumulation_dtype",
@@ -79,34 +87,52 @@ _ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 
 
 class SimpleRNNParams(NamedTuple):
-    """Parameters of :class:`SimpleRNN` and :class:`IRNN`."""
+    """Parameters of :class:`SimpleRNN` and :class:`IRNN` (``b`` is ``None`` with ``bias=False``)."""
 
     w_ih: Array  # (input_size, hidden_size)
     w_hh: Array  # (hidden_size, hidden_size)
-    b: Array  # (hidden_size,)
+    b: Array | None = None  # (hidden_size,); None: bias=False
 
 
 class LSTMParams(NamedTuple):
-    """Parameters of :class:`LSTM`; gate blocks along the last axis: i, f, g, o."""
+    """Parameters of :class:`LSTM`; gate blocks along the last axis: i, f, g, o.
+
+    ``b`` is ``None`` with ``bias=False``.
+    """
 
     w_ih: Array  # (input_size, 4 * hidden_size)
     w_hh: Array  # (hidden_size, 4 * hidden_size)
-    b: Array  # (4 * hidden_size,)
+    b: Array | None = None  # (4 * hidden_size,); None: bias=False
+
+
+class LSTMPParams(NamedTuple):
+    """Parameters of ``LSTM(hidden_size, proj_size=P)`` (LSTMP): those of
+    :class:`LSTMParams` with ``w_hh`` reading the projected ``h`` ``(P, 4H)``,
+    and the output projection ``w_hr``. ``b`` is ``None`` with ``bias=False``.
+    """
+
+    w_ih: Array  # (input_size, 4 * hidden_size)
+    w_hh: Array  # (proj_size, 4 * hidden_size)
+    b: Array | None  # (4 * hidden_size,); None: bias=False
+    w_hr: Array  # (hidden_size, proj_size): h = (o * tanh(c)) @ w_hr
 
 
 class GRUParams(NamedTuple):
-    """Parameters of :class:`GRU`; gate blocks along the last axis: r, z, n."""
+    """Parameters of :class:`GRU`; gate blocks along the last axis: r, z, n.
+
+    ``b`` and ``b_hn`` are ``None`` with ``bias=False``.
+    """
 
     w_ih: Array  # (input_size, 3 * hidden_size)
     w_hh: Array  # (hidden_size, 3 * hidden_size)
-    b: Array  # (3 * hidden_size,): input-side biases b_r, b_z, b_n
-    b_hn: Array  # (hidden_size,): recurrent bias of the candidate n
+    b: Array | None = None  # (3 * hidden_size,): input-side biases b_r, b_z, b_n
+    b_hn: Array | None = None  # (hidden_size,): recurrent bias of the candidate n
 
 
 class LSTMState(NamedTuple):
     """State of :class:`LSTM`: the output ``h`` and the memory cell ``c``."""
 
-    h: Array  # (*batch, hidden_size)
+    h: Array  # (*batch, hidden_size); (*batch, proj_size) with proj_size
     c: Array  # (*batch, hidden_size)
 
 
@@ -131,13 +157,29 @@ def matmul_accumulated(a: Array, w: Array, precision: Any = None) -> Array:
     )
 
 
-def _add_bias(z: Array, b: Array) -> Array:
-    """``z + b`` with ``b (F,)`` broadcast over the leading dims of ``z (..., F)``.
+def _add_bias(z: Array, b: Array | None) -> Array:
+    """``z + b`` with ``b (F,)`` broadcast over the leading dims of ``z (..., F)``;
+    ``z`` itself when ``b`` is ``None`` (a ``bias=False`` cell).
 
     Written out so the library stays clean under
     ``jax_numpy_rank_promotion="raise"``.
     """
+    if b is None:
+        return z
     return z + b.astype(z.dtype).reshape((1,) * (z.ndim - 1) + b.shape)
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {_checks.describe(value)}")
+
+
+def _check_callable(name: str, value: Any) -> None:
+    if not callable(value):
+        raise TypeError(
+            f"{name} must be an elementwise function (e.g. jax.nn.sigmoid, jnp.tanh), "
+            f"got {_checks.describe(value)}"
+        )
 
 
 def block_init(
@@ -223,6 +265,10 @@ class Cell(abc.ABC):
                     f"{field.name} must be an initializer, a callable "
                     f"(key, shape, dtype) -> array, got {_checks.describe(value)}"
                 )
+            if field.name in ("bias", "residual"):
+                _check_bool(field.name, value)
+            if field.name.endswith("_fn"):
+                _check_callable(field.name, value)
 
     # ---------------------------------------------------------------- layout
 
@@ -257,7 +303,17 @@ class Cell(abc.ABC):
 
         Returns:
           An array ``h`` of shape ``(*batch_shape, H)``; for LSTM an
-          :class:`LSTMState` of two such arrays.
+          :class:`LSTMState` of two such arrays (``h`` with ``proj_size``
+          features for an ``LSTM(proj_size=P)``).
+
+        A learned initial state needs nothing more: make it a trained array
+        of the unbatched shape (``initial_state(())``'s) and broadcast it
+        over the batch; ``jr.rnn`` differentiates its ``state`` argument
+        through every ``impl``, so the gradient sums over the batch::
+
+            h0 = jnp.zeros((cell.hidden_size,))          # a parameter
+            state = jnp.broadcast_to(h0, xs.shape[:-2] + h0.shape)
+            final, ys = jr.rnn(cell, params, xs, state)  # d loss / d h0 flows
         """
         batch_shape = _checks.batch_shape("batch_shape", batch_shape)
         dtype = _checks.float_dtype("dtype", dtype)
@@ -275,13 +331,31 @@ class Cell(abc.ABC):
                 f"{name} must be a {ptype.__name__} for {type(self).__name__}, got "
                 f"{_checks.describe(params)}"
             )
-        for field, leaf in zip(params._fields, params):
-            _checks.array(f"{name}.{field}", leaf)
+        _checks.array(f"{name}.w_ih", params.w_ih)
         input_size = params.w_ih.shape[0] if params.w_ih.ndim == 2 else -1
         H, G = self.hidden_size, self.num_gates
+        # Fields this configuration leaves out (bias=False, no proj_size)
+        # are absent from the shapes and must be None.
         expected = self._param_shapes(input_size)
+        for field, leaf in zip(params._fields, params):
+            if field not in expected:
+                if leaf is not None:
+                    raise ValueError(
+                        f"{name}.{field} must be None for {self._describe()}, which "
+                        f"has no {field!r} parameter, got {_checks.describe(leaf)}"
+                    )
+                continue
+            if leaf is None:
+                raise ValueError(
+                    f"{name}.{field} must be an array of shape {expected[field]} for "
+                    f"{self._describe()}, got None (params of a cell made with "
+                    "bias=False, or without proj_size?)"
+                )
+            _checks.array(f"{name}.{field}", leaf)
         dtype = params.w_ih.dtype
         for field, leaf in zip(params._fields, params):
+            if field not in expected:
+                continue
             if tuple(leaf.shape) != expected[field]:
                 raise ValueError(
                     f"{name}.{field} must have shape {expected[field]} for "
@@ -300,8 +374,22 @@ class Cell(abc.ABC):
         return input_size
 
     def _param_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
+        """The shape of each params field this configuration has (a field
+        left out must be ``None``: the biases of a ``bias=False`` cell)."""
         H, G = self.hidden_size, self.num_gates
-        return {"w_ih": (input_size, G * H), "w_hh": (H, G * H), "b": (G * H,)}
+        shapes = {"w_ih": (input_size, G * H), "w_hh": (H, G * H), "b": (G * H,)}
+        if not getattr(self, "bias", True):
+            del shapes["b"]
+        return shapes
+
+    def _describe(self) -> str:
+        """The config as the messages name it, e.g. ``LSTM(hidden_size=8, bias=False)``."""
+        extra = "".join(
+            f", {k}={getattr(self, k)!r}"
+            for k, default in (("bias", True), ("proj_size", None))
+            if getattr(self, k, default) != default
+        )
+        return f"{type(self).__name__}(hidden_size={self.hidden_size}{extra})"
 
     def check_state(
         self,
@@ -326,14 +414,21 @@ class Cell(abc.ABC):
                 f"{name} must be {expected} for {type(self).__name__}, got "
                 f"{_checks.describe(state)}"
             )
+        wanted = self.state_leaves(template)
         for field, leaf in self.state_leaves(state).items():
             label = name if field == "h" and not isinstance(state, tuple) else f"{name}.{field}"
             _checks.array(label, leaf)
-            want = (*batch_shape, self.hidden_size)
+            want = tuple(wanted[field].shape)
             if tuple(leaf.shape) != want:
+                size = want[-1]
+                what = (
+                    f"hidden_size {size}"
+                    if size == self.hidden_size
+                    else f"proj_size {size}" if field == "h" else f"{size} features"
+                )
                 raise ValueError(
                     f"{label} must have shape {want} (the batch shape {tuple(batch_shape)} "
-                    f"of {source}, then hidden_size {self.hidden_size}), got shape "
+                    f"of {source}, then {what}), got shape "
                     f"{tuple(leaf.shape)}"
                 )
             if leaf.dtype != dtype:
@@ -389,6 +484,12 @@ class Cell(abc.ABC):
     def gemm_input(self, state: State) -> Array:
         """The part of the state the recurrent GEMM reads: ``h`` for every cell."""
         return state
+
+    @property
+    def output_size(self) -> int:
+        """The features of each step's output ``y``: ``hidden_size`` (an
+        ``LSTM(proj_size=P)``: ``P``). What the next layer of a stack reads."""
+        return self.hidden_size
 
     def output(self, state: State) -> Array:
         """The step's output ``y``: the hidden state ``h``."""
@@ -473,7 +574,8 @@ def _cached_state_template(cell: Cell, batch_shape: tuple[int, ...], dtype: Any)
 
 
 class _ElmanPointwise:
-    """``pointwise`` of the plain RNNs: ``h' = act(xz + hz)``."""
+    """``pointwise`` of the plain RNNs: ``h' = act(xz + hz)`` (``act(xz + hz + h)``
+    with ``residual``)."""
 
     num_gates: ClassVar[int] = 1
     params_type: ClassVar[type] = SimpleRNNParams
@@ -485,8 +587,10 @@ class _ElmanPointwise:
         raise NotImplementedError
 
     def pointwise(self, xz: Array, hz: Array, state: Any) -> Array:
-        del state
-        return self.activation_fn(xz + hz)
+        a = xz + hz
+        if getattr(self, "residual", False):
+            a = a + state
+        return self.activation_fn(a)
 
     def pointwise_blocks(self, xz: tuple, hz: tuple, state: Any) -> Array:
         return self.pointwise(xz[0], hz[0], state)
@@ -498,9 +602,17 @@ class SimpleRNN(_ElmanPointwise, Cell):
 
     .. math::  h_t = \\mathrm{act}(x_t W_{ih} + h_{t-1} W_{hh} + b)
 
+    and with ``residual=True`` Flax's pre-activation residual connection
+    (``nn.SimpleCell(residual=True)``; Yue et al. 2018):
+
+    .. math::  h_t = \\mathrm{act}(x_t W_{ih} + h_{t-1} W_{hh} + b + h_{t-1})
+
     Args:
       hidden_size: the number of hidden units ``H``.
       activation: ``"tanh"``, ``"relu"`` or any elementwise callable.
+      residual: add ``h_{t-1}`` to the pre-activation (Flax's ``residual``).
+      bias: ``False`` makes a cell without ``b`` (``params.b`` is ``None``),
+        PyTorch's ``nn.RNN(bias=False)``.
       w_ih_init: initializer of ``w_ih`` ``(I, H)``; Glorot-uniform.
       w_hh_init: initializer of ``w_hh`` ``(H, H)``; orthogonal.
       b_init: initializer of ``b`` ``(H,)``; zeros.
@@ -519,6 +631,8 @@ class SimpleRNN(_ElmanPointwise, Cell):
     w_ih_init: Initializer = initializers.default_w_ih
     w_hh_init: Initializer = initializers.default_w_hh
     b_init: Initializer = initializers.default_b
+    residual: bool = False
+    bias: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -547,7 +661,7 @@ class SimpleRNN(_ElmanPointwise, Cell):
         return SimpleRNNParams(
             w_ih=block_init(self.w_ih_init, k1, 1, (input_size, H), dtype),
             w_hh=block_init(self.w_hh_init, k2, 1, (H, H), dtype),
-            b=block_init(self.b_init, k3, 1, (H,), dtype),
+            b=block_init(self.b_init, k3, 1, (H,), dtype) if self.bias else None,
         )
 
 
@@ -565,6 +679,7 @@ class IRNN(_ElmanPointwise, Cell):
       hidden_size: the number of hidden units ``H``.
       scale: the diagonal of the initial recurrent matrix (the paper's
         "np-RNN"-style variants use values below 1).
+      bias: ``False`` makes a cell without ``b`` (``params.b`` is ``None``).
       w_ih_init: initializer of ``w_ih`` ``(I, H)``; normal, stddev 0.001.
       b_init: initializer of ``b`` ``(H,)``; zeros.
 
@@ -577,6 +692,7 @@ class IRNN(_ElmanPointwise, Cell):
     _: dataclasses.KW_ONLY
     w_ih_init: Initializer = initializers.default_irnn_w_ih
     b_init: Initializer = initializers.default_b
+    bias: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -592,13 +708,18 @@ class IRNN(_ElmanPointwise, Cell):
         """``jax.nn.relu``."""
         return jax.nn.relu
 
+    @property
+    def residual(self) -> bool:
+        """Always ``False``."""
+        return False
+
     def init_params(self, key: Array, input_size: int, dtype: Any) -> SimpleRNNParams:
         k1, k3 = jax.random.split(key, 2)
         H = self.hidden_size
         return SimpleRNNParams(
             w_ih=block_init(self.w_ih_init, k1, 1, (input_size, H), dtype),
             w_hh=initializers.scaled_identity(self.scale)(None, (H, H), dtype),
-            b=block_init(self.b_init, k3, 1, (H,), dtype),
+            b=block_init(self.b_init, k3, 1, (H,), dtype) if self.bias else None,
         )
 
 
@@ -606,11 +727,20 @@ class IRNN(_ElmanPointwise, Cell):
 class LSTM(Cell):
     """The long short-term memory cell (Hochreiter & Schmidhuber, 1997).
 
-    With ``a = x_t W_ih + h_{t-1} W_hh + b`` split into gates ``i, f, g, o``:
+    With ``a = x_t W_ih + h_{t-1} W_hh + b`` split into gates ``i, f, g, o``,
+    ``σ = gate_fn`` and ``φ = activation_fn``:
 
     .. math::
-        c_t = \\sigma(f) \\odot c_{t-1} + \\sigma(i) \\odot \\tanh(g), \\qquad
-        h_t = \\sigma(o) \\odot \\tanh(c_t)
+        c_t = \\sigma(f) \\odot c_{t-1} + \\sigma(i) \\odot \\phi(g), \\qquad
+        h_t = \\sigma(o) \\odot \\phi(c_t)
+
+    With ``proj_size=P`` (LSTMP, Sak et al. 2014; PyTorch's
+    ``nn.LSTM(proj_size=P)``) the output is projected,
+    ``h_t = (σ(o) ⊙ φ(c_t)) W_hr`` with ``w_hr (H, P)``: the state is
+    ``LSTMState(h (*batch, P), c (*batch, H))``, ``w_hh`` is ``(P, 4H)`` and
+    the outputs have ``P`` features. The projection is a GEMM inside the
+    step, so the cell is not :attr:`elementwise`: ``impl="fused"`` runs it
+    (differentiating the whole step), ``impl="pallas"`` does not.
 
     Args:
       hidden_size: the number of hidden units ``H``.
@@ -618,10 +748,25 @@ class LSTM(Cell):
         (Gers et al. 2000; Jozefowicz et al. 2015); with the default zero
         ``b_init`` the forget bias starts at exactly this value. It is a
         starting value, trained like any other bias, not a constant added at
-        every step.
+        every step. Ignored with ``bias=False``.
       w_ih_init: initializer of each gate's ``(I, H)`` block; Glorot-uniform.
-      w_hh_init: initializer of each gate's ``(H, H)`` block; orthogonal.
+      w_hh_init: initializer of each gate's ``(H, H)`` block (``(P, H)``
+        with ``proj_size``); orthogonal.
       b_init: initializer of each gate's ``(H,)`` block; zeros.
+      proj_size: ``None`` (no projection) or the number ``P`` of output
+        features.
+      w_hr_init: initializer of ``w_hr`` ``(H, P)``; Glorot-uniform.
+      bias: ``False`` makes a cell without ``b`` (``params.b`` is ``None``),
+        PyTorch's ``nn.LSTM(bias=False)``.
+      gate_fn: the gates' activation ``σ`` (Flax's ``gate_fn``);
+        ``jax.nn.sigmoid``.
+      activation_fn: the candidate's and the output's activation ``φ``
+        (Flax's ``activation_fn``); ``jnp.tanh``.
+
+    References:
+      Sak, Senior & Beaufays, "Long Short-Term Memory Based Recurrent Neural
+      Network Architectures for Large Vocabulary Speech Recognition",
+      arXiv:1402.1128, 2014 (the projection layer).
     """
 
     forget_bias: float = 1.0
@@ -629,29 +774,70 @@ class LSTM(Cell):
     w_ih_init: Initializer = initializers.default_w_ih
     w_hh_init: Initializer = initializers.default_w_hh
     b_init: Initializer = initializers.default_b
+    proj_size: int | None = None
+    w_hr_init: Initializer = initializers.default_w_ih
+    bias: bool = True
+    gate_fn: Callable[[Array], Array] = jax.nn.sigmoid
+    activation_fn: Callable[[Array], Array] = jnp.tanh
 
-    params_type: ClassVar[type] = LSTMParams
     num_gates: ClassVar[int] = 4
     additive: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _checks.finite_float("forget_bias", self.forget_bias)
+        p = self.proj_size
+        if p is not None and (
+            isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, np.integer)) or p < 1
+        ):
+            raise ValueError(
+                f"proj_size must be None (no projection) or a positive int, got {p!r}"
+            )
 
-    def init_params(self, key: Array, input_size: int, dtype: Any) -> LSTMParams:
+    @property
+    def elementwise(self) -> bool:  # type: ignore[override]
+        """Without ``proj_size``: one GEMM then elementwise work; the
+        projection adds a second GEMM to the step."""
+        return self.proj_size is None
+
+    @property
+    def params_type(self) -> type:  # type: ignore[override]
+        """:class:`LSTMParams`, or :class:`LSTMPParams` with ``proj_size``."""
+        return LSTMParams if self.proj_size is None else LSTMPParams
+
+    @property
+    def output_size(self) -> int:  # type: ignore[override]
+        """The features of ``h`` and of the outputs: ``proj_size`` or ``hidden_size``."""
+        return self.hidden_size if self.proj_size is None else self.proj_size
+
+    def _param_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
+        shapes = super()._param_shapes(input_size)
+        if self.proj_size is not None:
+            H, P = self.hidden_size, self.proj_size
+            shapes["w_hh"] = (P, 4 * H)
+            shapes["w_hr"] = (H, P)
+        return shapes
+
+    def init_params(self, key: Array, input_size: int, dtype: Any) -> Any:
         k1, k2, k3 = jax.random.split(key, 3)
-        H = self.hidden_size
-        b = block_init(self.b_init, k3, 4, (H,), dtype)
-        b = b.at[H : 2 * H].add(jnp.asarray(self.forget_bias, dtype))
-        return LSTMParams(
-            w_ih=block_init(self.w_ih_init, k1, 4, (input_size, H), dtype),
-            w_hh=block_init(self.w_hh_init, k2, 4, (H, H), dtype),
-            b=b,
-        )
+        H, P = self.hidden_size, self.output_size
+        b = None
+        if self.bias:
+            b = block_init(self.b_init, k3, 4, (H,), dtype)
+            b = b.at[H : 2 * H].add(jnp.asarray(self.forget_bias, dtype))
+        w_ih = block_init(self.w_ih_init, k1, 4, (input_size, H), dtype)
+        w_hh = block_init(self.w_hh_init, k2, 4, (P, H), dtype)
+        if self.proj_size is None:
+            return LSTMParams(w_ih=w_ih, w_hh=w_hh, b=b)
+        # w_hr's key apart, so the others' are those of an LSTM without it
+        w_hr = block_init(self.w_hr_init, jax.random.fold_in(key, 4), 1, (H, P), dtype)
+        return LSTMPParams(w_ih=w_ih, w_hh=w_hh, b=b, w_hr=w_hr)
 
     def initial_state(self, batch_shape: Any = (), dtype: Any = None) -> LSTMState:
-        h = super().initial_state(batch_shape, dtype)
-        return LSTMState(h=h, c=h)
+        c = super().initial_state(batch_shape, dtype)
+        if self.proj_size is None:
+            return LSTMState(h=c, c=c)
+        return LSTMState(h=jnp.zeros(c.shape[:-1] + (self.proj_size,), c.dtype), c=c)
 
     def state_leaves(self, state: Any) -> dict[str, Array]:
         return {"h": state.h, "c": state.c}
@@ -663,26 +849,52 @@ class LSTM(Cell):
         return state.h
 
     def pointwise(self, xz: Array, hz: Array, state: LSTMState) -> LSTMState:
-        return _lstm_update(*jnp.split(xz + hz, 4, axis=-1), state.c)
+        self._no_projection()
+        return self._update(*jnp.split(xz + hz, 4, axis=-1), state.c)
 
     def pointwise_blocks(self, xz: tuple, hz: tuple, state: LSTMState) -> LSTMState:
-        return _lstm_update(*(a + b for a, b in zip(xz, hz)), state.c)
+        self._no_projection()
+        return self._update(*(a + b for a, b in zip(xz, hz)), state.c)
+
+    def step_from_projection(
+        self, params: Any, xz: Array, state: LSTMState, precision: Any = None
+    ) -> LSTMState:
+        if self.proj_size is None:
+            return super().step_from_projection(params, xz, state, precision)
+        hz = self.recurrent_projection(params, state.h, precision)
+        new = self._update(*jnp.split(xz + hz, 4, axis=-1), state.c)
+        h = matmul_accumulated(new.h, params.w_hr, precision)
+        return LSTMState(h=h.astype(new.c.dtype), c=new.c)
+
+    def _no_projection(self) -> None:
+        if self.proj_size is not None:
+            raise NotImplementedError(
+                f"LSTM(proj_size={self.proj_size}) has no elementwise step: its output "
+                "h = (o * tanh(c)) @ w_hr is a second GEMM; use step_from_projection"
+            )
+
+    def _update(self, i: Array, f: Array, g: Array, o: Array, c: Array) -> LSTMState:
+        """The elementwise update from the four gate pre-activations."""
+        gate, act = self.gate_fn, self.activation_fn
+        c = gate(f) * c + gate(i) * act(g)
+        return LSTMState(h=gate(o) * act(c), c=c)
 
 
 @dataclasses.dataclass(frozen=True)
 class GRU(Cell):
     """The gated recurrent unit (Cho et al., 2014) in PyTorch's/cuDNN's form.
 
-    With gates ``r, z, n`` and ``W_h* `` the blocks of ``w_hh``:
+    With gates ``r, z, n``, ``W_h* `` the blocks of ``w_hh``, ``σ = gate_fn``
+    and ``φ = activation_fn``:
 
     .. math::
         r = \\sigma(x W_{ir} + b_r + h W_{hr}), \\quad
         z = \\sigma(x W_{iz} + b_z + h W_{hz})
 
-        n = \\tanh(x W_{in} + b_n + r \\odot (h W_{hn} + b_{hn}))
+        n = \\phi(x W_{in} + b_n + r \\odot (h W_{hn} + b_{hn}))
         \\quad \\text{(reset_after=True)}
 
-        n = \\tanh(x W_{in} + b_n + (r \\odot h) W_{hn} + b_{hn})
+        n = \\phi(x W_{in} + b_n + (r \\odot h) W_{hn} + b_{hn})
         \\quad \\text{(reset_after=False)}
 
         h' = (1 - z) \\odot n + z \\odot h
@@ -699,6 +911,11 @@ class GRU(Cell):
       w_ih_init: initializer of each gate's ``(I, H)`` block; Glorot-uniform.
       w_hh_init: initializer of each gate's ``(H, H)`` block; orthogonal.
       b_init: initializer of each ``(H,)`` block of ``b`` and of ``b_hn``; zeros.
+      bias: ``False`` makes a cell without ``b`` and ``b_hn`` (both ``None``),
+        PyTorch's ``nn.GRU(bias=False)``.
+      gate_fn: the gates' activation ``σ`` (Flax's ``gate_fn``); ``jax.nn.sigmoid``.
+      activation_fn: the candidate's activation ``φ`` (Flax's
+        ``activation_fn``); ``jnp.tanh``.
     """
 
     reset_after: bool = True
@@ -706,6 +923,9 @@ class GRU(Cell):
     w_ih_init: Initializer = initializers.default_w_ih
     w_hh_init: Initializer = initializers.default_w_hh
     b_init: Initializer = initializers.default_b
+    bias: bool = True
+    gate_fn: Callable[[Array], Array] = jax.nn.sigmoid
+    activation_fn: Callable[[Array], Array] = jnp.tanh
 
     params_type: ClassVar[type] = GRUParams
     num_gates: ClassVar[int] = 3
@@ -724,7 +944,8 @@ class GRU(Cell):
 
     def _param_shapes(self, input_size: int) -> dict[str, tuple[int, ...]]:
         shapes = super()._param_shapes(input_size)
-        shapes["b_hn"] = (self.hidden_size,)
+        if self.bias:
+            shapes["b_hn"] = (self.hidden_size,)
         return shapes
 
     def init_params(self, key: Array, input_size: int, dtype: Any) -> GRUParams:
@@ -733,11 +954,13 @@ class GRU(Cell):
         return GRUParams(
             w_ih=block_init(self.w_ih_init, k1, 3, (input_size, H), dtype),
             w_hh=block_init(self.w_hh_init, k2, 3, (H, H), dtype),
-            b=block_init(self.b_init, k3, 3, (H,), dtype),
-            b_hn=block_init(self.b_init, k4, 1, (H,), dtype),
+            b=block_init(self.b_init, k3, 3, (H,), dtype) if self.bias else None,
+            b_hn=block_init(self.b_init, k4, 1, (H,), dtype) if self.bias else None,
         )
 
-    def recurrent_bias(self, params: GRUParams) -> Array:
+    def recurrent_bias(self, params: GRUParams) -> Array | None:
+        if params.b_hn is None:
+            return None
         zeros = jnp.zeros((2 * self.hidden_size,), params.b_hn.dtype)
         return jnp.concatenate([zeros, params.b_hn])
 
@@ -747,12 +970,12 @@ class GRU(Cell):
                 "GRU(reset_after=False) has no elementwise step: its candidate "
                 "needs (r * h) @ W_hn, a second GEMM; use step_from_projection"
             )
-        return _gru_update(jnp.split(xz, 3, axis=-1), jnp.split(hz, 3, axis=-1), state)
+        return self._update(jnp.split(xz, 3, axis=-1), jnp.split(hz, 3, axis=-1), state)
 
     def pointwise_blocks(self, xz: tuple, hz: tuple, state: Array) -> Array:
         if not self.reset_after:
             return super().pointwise_blocks(xz, hz, state)  # raises, as pointwise does
-        return _gru_update(xz, hz, state)
+        return self._update(xz, hz, state)
 
     def step_from_projection(
         self, params: GRUParams, xz: Array, state: Array, precision: Any = None
@@ -760,28 +983,23 @@ class GRU(Cell):
         if self.reset_after:
             return super().step_from_projection(params, xz, state, precision)
         H = self.hidden_size
+        gate, act = self.gate_fn, self.activation_fn
         xr, xzg, xn = jnp.split(xz, 3, axis=-1)
         hrz = matmul_accumulated(state, params.w_hh[:, : 2 * H], precision)
-        r = jax.nn.sigmoid(xr + hrz[..., :H])
-        z = jax.nn.sigmoid(xzg + hrz[..., H:])
+        r = gate(xr + hrz[..., :H])
+        z = gate(xzg + hrz[..., H:])
         hn = matmul_accumulated(r * state, params.w_hh[:, 2 * H :], precision)
-        n = jnp.tanh(xn + _add_bias(hn, params.b_hn))
+        n = act(xn + _add_bias(hn, params.b_hn))
         return (1.0 - z) * n + z * state
 
-
-def _lstm_update(i: Array, f: Array, g: Array, o: Array, c: Array) -> LSTMState:
-    """The LSTM's elementwise update from its four gate pre-activations."""
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    return LSTMState(h=jax.nn.sigmoid(o) * jnp.tanh(c), c=c)
-
-
-def _gru_update(xz: Any, hz: Any, h: Array) -> Array:
-    """The GRU's (reset_after) elementwise update from its ``(r, z, n)`` blocks."""
-    (xr, xzg, xn), (hr, hzg, hn) = xz, hz
-    r = jax.nn.sigmoid(xr + hr)
-    z = jax.nn.sigmoid(xzg + hzg)
-    n = jnp.tanh(xn + r * hn)
-    return (1.0 - z) * n + z * h
+    def _update(self, xz: Any, hz: Any, h: Array) -> Array:
+        """The (reset_after) elementwise update from the ``(r, z, n)`` blocks."""
+        (xr, xzg, xn), (hr, hzg, hn) = xz, hz
+        gate = self.gate_fn
+        r = gate(xr + hr)
+        z = gate(xzg + hzg)
+        n = self.activation_fn(xn + r * hn)
+        return (1.0 - z) * n + z * h
 
 
 #: The named cells of the command line (``jaxrnn train --cell``), the

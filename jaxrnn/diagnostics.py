@@ -122,7 +122,7 @@ def state_gradients(
     flat_xs = layout.flatten(xs)
     flat_state = layout.flatten_state(state)
     probe = jax.tree_util.tree_map(
-        lambda s: jnp.zeros((layout.size, layout.num_steps, cell.hidden_size), s.dtype),
+        lambda s: jnp.zeros((layout.size, layout.num_steps, s.shape[-1]), s.dtype),
         flat_state,
     )
 

@@ -290,3 +290,127 @@ def test_single_step_checks_add_nothing_to_the_program():
 def test_configs_reject_non_finite_and_non_callable(make, error, pattern):
     with pytest.raises(error, match=pattern):
         make()
+
+
+# --------------------------------------------------------------------------
+# options: bias=False, gate_fn/activation_fn, residual, proj_size
+
+_F32 = dataclasses.make_dataclass("P", ["dtype", "rtol", "atol"])(np.dtype("float32"), 1e-6, 1e-6)
+
+
+@pytest.mark.parametrize(
+    "cell, absent",
+    [
+        (jr.SimpleRNN(HIDDEN, bias=False), ("b",)),
+        (jr.IRNN(HIDDEN, bias=False), ("b",)),
+        (jr.LSTM(HIDDEN, bias=False), ("b",)),
+        (jr.GRU(HIDDEN, bias=False), ("b", "b_hn")),
+        (jr.LSTM(HIDDEN, proj_size=2, bias=False), ("b",)),
+    ],
+    ids=["tanh", "irnn", "lstm", "gru", "lstmp"],
+)
+def test_bias_false_has_no_bias_parameters(cell, absent):
+    """The bias fields are None (no leaf at all, so nothing trains them), the
+    step is the biased cell's with zero biases, and check_params wants None."""
+    params = random_params(cell, KEY)
+    for f in absent:
+        assert getattr(params, f) is None
+    assert len(jax.tree_util.tree_leaves(params)) == len(params) - len(absent)
+    biased = dataclasses.replace(cell, bias=True)
+    zeros = params._replace(**{f: jnp.zeros(biased._param_shapes(INPUT)[f]) for f in absent})
+    state = random_state(cell, jax.random.PRNGKey(1), (2,))
+    x = jax.random.normal(jax.random.PRNGKey(2), (2, INPUT))
+    assert_trees_close(cell(params, state, x), biased(zeros, state, x), _F32)
+    with pytest.raises(ValueError, match=rf"params.{absent[0]} must be None for .*bias=False"):
+        cell.check_params(zeros)
+    with pytest.raises(ValueError, match=rf"params.{absent[0]} must be an array of shape .* got None"):
+        biased.check_params(params)
+
+
+def _gate(x):
+    return 0.5 * (jnp.tanh(x) + 1.0)
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        jr.LSTM(HIDDEN, gate_fn=_gate, activation_fn=jax.nn.soft_sign),
+        jr.GRU(HIDDEN, gate_fn=_gate, activation_fn=jax.nn.soft_sign),
+        jr.SimpleRNN(HIDDEN, residual=True),
+    ],
+    ids=["lstm", "gru", "residual"],
+)
+def test_gate_and_activation_functions_match_flax(cell):
+    """Flax's gate_fn/activation_fn (LSTMCell, GRUCell) and SimpleCell's residual."""
+    params = random_params(cell, KEY)
+    state = random_state(cell, jax.random.PRNGKey(1), (2,))
+    x = jax.random.normal(jax.random.PRNGKey(2), (2, INPUT))
+    flax_cell = jr.interop.flax_cell(cell)
+    if not isinstance(cell, jr.SimpleRNN):
+        assert (flax_cell.gate_fn, flax_cell.activation_fn) == (_gate, jax.nn.soft_sign)
+    else:
+        assert flax_cell.residual
+    variables = jr.interop.to_flax_params(cell, params)
+    _, flax_y = flax_cell.apply(variables, jr.interop.to_flax_carry(cell, state), x)
+    _, y = cell(params, state, x)
+    np.testing.assert_allclose(y, flax_y, rtol=1e-6, atol=1e-6)
+    # and differs from the default cell's
+    default = type(cell)(HIDDEN)
+    assert not np.allclose(y, default(params, state, x)[1], atol=1e-3)
+
+
+def test_lstm_with_projection_step_and_state():
+    H, P = HIDDEN, 2
+    cell = jr.LSTM(H, proj_size=P)
+    assert not cell.elementwise and jr.LSTM(H).elementwise
+    assert cell.params_type is jr.LSTMPParams and jr.LSTM(H).params_type is jr.LSTMParams
+    params = random_params(cell, KEY)
+    assert {k: v.shape for k, v in params._asdict().items()} == {
+        "w_ih": (INPUT, 4 * H), "w_hh": (P, 4 * H), "b": (4 * H,), "w_hr": (H, P)
+    }
+    state = cell.initial_state((2,))
+    assert (state.h.shape, state.c.shape) == ((2, P), (2, H))
+    state = random_state(cell, jax.random.PRNGKey(1), (2,))
+    x = jax.random.normal(jax.random.PRNGKey(2), (2, INPUT))
+    new, y = cell(params, state, x)
+    # the equations (Sak et al. 2014; PyTorch's nn.LSTM(proj_size))
+    p = {k: np.asarray(v, np.float64) for k, v in params._asdict().items()}
+    a = np.asarray(x) @ p["w_ih"] + np.asarray(state.h) @ p["w_hh"] + p["b"]
+    i, f, g, o = (a[:, k * H : (k + 1) * H] for k in range(4))
+    c = _sigmoid(f) * np.asarray(state.c) + _sigmoid(i) * np.tanh(g)
+    h = (_sigmoid(o) * np.tanh(c)) @ p["w_hr"]
+    np.testing.assert_allclose(new.c, c, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y, h, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(y, new.h)
+    # the keys of the other weights are those of an LSTM without projection
+    plain = jr.LSTM(H).init(KEY, INPUT)
+    np.testing.assert_array_equal(cell.init(KEY, INPUT).w_ih, plain.w_ih)
+    with pytest.raises(ValueError, match=r"state.h must have shape \(2, 2\) .*then proj_size 2\), got shape \(2, 4\)"):
+        cell(params, jr.LSTM(H).initial_state((2,)), x)
+    with pytest.raises(TypeError, match=r"params must be a LSTMPParams for LSTM"):
+        cell(jr.LSTM(H).init(KEY, INPUT), state, x)
+    with pytest.raises(NotImplementedError, match="no elementwise step"):
+        cell.pointwise(a, a, state)
+
+
+@pytest.mark.parametrize(
+    "make, error, pattern",
+    [
+        (lambda: jr.GRU(4, bias=1), TypeError, r"bias must be a bool, got int 1"),
+        (lambda: jr.SimpleRNN(4, residual="yes"), TypeError, r"residual must be a bool, got str 'yes'"),
+        (lambda: jr.LSTM(4, gate_fn="sigmoid"), TypeError, r"gate_fn must be an elementwise function.*got str 'sigmoid'"),
+        (lambda: jr.GRU(4, activation_fn=None), TypeError, r"activation_fn must be an elementwise function.*got None"),
+        (lambda: jr.LSTM(4, proj_size=0), ValueError, r"proj_size must be None \(no projection\) or a positive int, got 0"),
+        (lambda: jr.LSTM(4, proj_size=2.0), ValueError, r"proj_size must be None .* got 2.0"),
+        (lambda: jr.MinGRU(4, bias=None), TypeError, r"bias must be a bool, got None"),
+    ],
+)
+def test_option_configs_are_checked(make, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make()
+
+
+def test_options_keep_configs_hashable_and_equal():
+    assert jr.LSTM(4, proj_size=2, bias=False) == jr.LSTM(4, proj_size=2, bias=False)
+    assert hash(jr.GRU(4, gate_fn=_gate)) == hash(jr.GRU(4, gate_fn=_gate))
+    assert jr.GRU(4, bias=False) != jr.GRU(4)

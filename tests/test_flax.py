@@ -441,3 +441,206 @@ def test_parallel_paths_through_both_layers(data):
     module = jf.nnx.RNN(cell, INPUT, rngs=nnx.Rngs(0))
     _, want = jr.rnn(cell, module.get_params(), xs, seq_lengths=LENGTHS, impl="scan")
     close(module(xs, seq_lengths=LENGTHS), want)
+
+
+# --------------------------------------------------------------------------
+# cell options, learned initial state, dropout
+
+
+def _gate(x):
+    return 0.5 * (jnp.tanh(x) + 1.0)
+
+
+OPTION_LAYERS = {
+    # name: (linen layer, nnx layer, the jaxrnn cell they must run)
+    "lstmp_nobias_fns": (
+        jf.LSTM(H, proj_size=2, bias=False, gate_fn=_gate, activation_fn=jax.nn.soft_sign),
+        lambda: jf.nnx.LSTM(INPUT, H, proj_size=2, bias=False, gate_fn=_gate,
+                            activation_fn=jax.nn.soft_sign, rngs=nnx.Rngs(0)),
+        jr.LSTM(H, proj_size=2, bias=False, gate_fn=_gate, activation_fn=jax.nn.soft_sign),
+    ),
+    "gru_nobias_fns": (
+        jf.GRU(H, bias=False, gate_fn=_gate, activation_fn=jax.nn.soft_sign),
+        lambda: jf.nnx.GRU(INPUT, H, bias=False, gate_fn=_gate, activation_fn=jax.nn.soft_sign,
+                           rngs=nnx.Rngs(0)),
+        jr.GRU(H, bias=False, gate_fn=_gate, activation_fn=jax.nn.soft_sign),
+    ),
+    "tanh_residual_nobias": (
+        jf.SimpleRNN(H, residual=True, bias=False),
+        lambda: jf.nnx.SimpleRNN(INPUT, H, residual=True, bias=False, rngs=nnx.Rngs(0)),
+        jr.SimpleRNN(H, residual=True, bias=False),
+    ),
+    "irnn_nobias": (
+        jf.IRNN(H, bias=False),
+        lambda: jf.nnx.IRNN(INPUT, H, bias=False, rngs=nnx.Rngs(0)),
+        jr.IRNN(H, bias=False),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(OPTION_LAYERS))
+def test_named_layers_take_the_cell_options(name):
+    """bias, gate_fn/activation_fn, residual and proj_size are layer
+    attributes: the layers run the cell they configure, declare no bias
+    parameter, and compute what jr.rnn computes with their params."""
+    linen_layer, make_nnx, cell = OPTION_LAYERS[name]
+    xs = jax.random.normal(jax.random.PRNGKey(1), (BATCH, STEPS, INPUT))
+    assert linen_layer.cell == cell
+    variables = linen_layer.init(jax.random.PRNGKey(0), xs)
+    assert "b" not in variables["params"] and "b_hn" not in variables["params"]
+    params = cell.params_type(**{f: variables["params"].get(f) for f in cell.params_type._fields})
+    _, want = jr.rnn(cell, params, xs)
+    np.testing.assert_array_equal(linen_layer.apply(variables, xs), want)
+    # Stack converts such layers both ways
+    stack = jf.Stack([linen_layer])
+    sv = stack.init(jax.random.PRNGKey(0), xs)
+    back = stack.from_jaxrnn(stack.to_jaxrnn(sv))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, back, sv)
+
+    layer = make_nnx()
+    assert layer.cell == cell
+    assert "b" not in nnx.state(layer, nnx.Param)
+    _, want = jr.rnn(cell, layer.get_params(), xs)
+    np.testing.assert_array_equal(layer(xs), want)
+    layer.set_params(params)
+    np.testing.assert_array_equal(layer(xs), linen_layer.apply(variables, xs))
+
+
+def test_learned_initial_state_linen_and_nnx():
+    """learn_initial_state: an initial_h (and initial_c) parameter drawn by
+    carry_init, broadcast over the batch; its gradient through the fused
+    engine is the scan twin's, and not zero; a given initial_carry wins."""
+    xs = jax.random.normal(jax.random.PRNGKey(1), (BATCH, STEPS, INPUT))
+    normal = jax.nn.initializers.normal(1.0)
+
+    def grads(impl):
+        layer = jf.LSTM(H, proj_size=2, learn_initial_state=True, carry_init=normal, impl=impl,
+                        return_carry=True)
+        variables = layer.init(jax.random.PRNGKey(0), xs)
+
+        def loss(v):
+            (c, h), ys = layer.apply(v, xs, seq_lengths=LENGTHS)
+            return jnp.sum(ys**2) + jnp.sum(jnp.sin(c)) + jnp.sum(h)
+
+        return variables, jax.grad(loss)(variables)["params"]
+
+    variables, g_fused = grads("fused")
+    _, g_scan = grads("scan")
+    p = variables["params"]
+    assert (p["initial_h"].shape, p["initial_c"].shape) == ((2,), (H,))
+    assert float(jnp.abs(p["initial_c"]).max()) > 0  # carry_init drew them
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, **TOL), g_fused, g_scan)
+    assert float(jnp.abs(g_fused["initial_h"]).min()) > 0
+    assert float(jnp.abs(g_fused["initial_c"]).min()) > 0
+    # the learned state is the default carry, and it is what jr.rnn gets
+    layer = jf.LSTM(H, proj_size=2, learn_initial_state=True)
+    state = jr.LSTMState(*(jnp.broadcast_to(p[f"initial_{k}"], (BATCH,) + p[f"initial_{k}"].shape)
+                           for k in ("h", "c")))
+    params = jr.LSTMPParams(**{f: p[f] for f in jr.LSTMPParams._fields})
+    np.testing.assert_array_equal(layer.apply(variables, xs), jr.rnn(layer.cell, params, xs, state)[1])
+    zeros = (jnp.zeros((BATCH, H)), jnp.zeros((BATCH, 2)))
+    np.testing.assert_array_equal(
+        layer.apply(variables, xs, initial_carry=zeros), jr.rnn(layer.cell, params, xs)[1]
+    )
+
+    m = jf.nnx.GRU(INPUT, H, learn_initial_state=True, carry_init=normal, impl="fused",
+                   rngs=nnx.Rngs(0))
+    m_scan = jf.nnx.GRU(INPUT, H, learn_initial_state=True, carry_init=normal, impl="scan",
+                        rngs=nnx.Rngs(0))
+    g = [nnx.grad(lambda mod: jnp.sum(mod(xs, seq_lengths=LENGTHS) ** 2))(mod) for mod in (m, m_scan)]
+    np.testing.assert_allclose(g[0]["initial_h"][...], g[1]["initial_h"][...], **TOL)
+    assert float(jnp.abs(g[0]["initial_h"][...]).min()) > 0
+    np.testing.assert_array_equal(m.get_initial_state((BATCH,)), jnp.broadcast_to(m.initial_h[...], (BATCH, H)))
+
+
+RATES = {"dropout": 0.3, "recurrent_dropout": 0.25, "zoneout": 0.2}
+
+
+class _DropoutKey(nn.Module):
+    """What a top-level module's first make_rng("dropout") returns."""
+
+    @nn.compact
+    def __call__(self):
+        return self.make_rng("dropout")
+
+
+def test_dropout_through_the_layers():
+    """The rates are layer attributes; linen draws the key from the "dropout"
+    stream, nnx from its fork of rngs.dropout (or the call's rngs): the same
+    outputs as jr.rnn with that key. deterministic=True is jr.rnn's
+    deterministic run (no dropout, zoneout by its expectation)."""
+    xs = jax.random.normal(jax.random.PRNGKey(1), (BATCH, STEPS, INPUT))
+    key = jax.random.PRNGKey(7)
+    layer = jf.GRU(H, **RATES)
+    variables = layer.init(jax.random.PRNGKey(0), xs, deterministic=True)
+    params = jr.GRUParams(**variables["params"])
+
+    ys = layer.apply(variables, xs, deterministic=False, rngs={"dropout": key})
+    _, want = jr.rnn(layer.cell, params, xs, key=_DropoutKey().apply({}, rngs={"dropout": key}), **RATES)
+    np.testing.assert_array_equal(ys, want)
+    _, plain = jr.rnn(layer.cell, params, xs)
+    assert not np.allclose(ys, plain)
+    _, expected = jr.rnn(layer.cell, params, xs, deterministic=True, **RATES)
+    np.testing.assert_array_equal(layer.apply(variables, xs, deterministic=True), expected)
+    # the attribute, overridden by the call (nn.Dropout's convention)
+    eval_layer = jf.GRU(H, deterministic=True, **RATES)
+    np.testing.assert_array_equal(eval_layer.apply(variables, xs), expected)
+    np.testing.assert_array_equal(
+        eval_layer.apply(variables, xs, deterministic=False, rngs={"dropout": key}), ys
+    )
+    with pytest.raises(ValueError, match="deterministic must be given"):
+        layer.apply(variables, xs)
+    stack = jf.Stack([jf.GRU(H, **RATES)])
+    np.testing.assert_array_equal(
+        stack.apply({"params": {"layers_0": variables["params"]}}, xs, deterministic=True), expected
+    )
+
+    m = jf.nnx.GRU(INPUT, H, **RATES, rngs=nnx.Rngs(0, dropout=5))
+    m.set_params(params)
+    np.testing.assert_array_equal(m(xs, rngs=key), jr.rnn(layer.cell, params, xs, key=key, **RATES)[1])
+    stream_key = nnx.Rngs(0, dropout=5)["dropout"].fork()()
+    np.testing.assert_array_equal(m(xs), jr.rnn(layer.cell, params, xs, key=stream_key, **RATES)[1])
+    assert not np.array_equal(m(xs), m(xs))  # the stream moves on
+    m.eval()
+    assert m.deterministic is True
+    np.testing.assert_array_equal(m(xs), expected)
+    np.testing.assert_array_equal(m(xs, deterministic=False, rngs=key), m(xs, deterministic=False, rngs=key))
+    # a layer whose Rngs has no dropout stream needs the call's
+    bare = jf.nnx.GRU(INPUT, H, dropout=0.3, rngs=nnx.Rngs(params=0))
+    with pytest.raises(ValueError, match="no dropout stream .* pass rngs"):
+        bare(xs)
+    assert bare(xs, rngs=key).shape == (BATCH, STEPS, H)
+
+
+def test_stacks_take_layer_dropout():
+    """Stack(layer_dropout=p): PyTorch's dropout between layers (not after
+    the top one), from the "dropout" stream (linen) or a fork of
+    rngs.dropout (nnx); deterministic runs are jr.stacked_rnn's."""
+    from jaxrnn._dropout import layer_dropout
+
+    xs = jax.random.normal(jax.random.PRNGKey(1), (BATCH, STEPS, INPUT))
+    key = jax.random.PRNGKey(9)
+    stack = jf.Stack([jf.GRU(H), jf.LSTM(H)], layer_dropout=0.5)
+    variables = stack.init(jax.random.PRNGKey(0), xs, deterministic=True)
+    cells, params = stack.cells(), stack.to_jaxrnn(variables)
+    _, ys0 = jr.rnn(cells[0], params[0], xs)
+    dropped = layer_dropout(_DropoutKey().apply({}, rngs={"dropout": key}), 0.5, ys0)
+    _, want = jr.rnn(cells[1], params[1], dropped)
+    got = stack.apply(variables, xs, deterministic=False, rngs={"dropout": key})
+    np.testing.assert_array_equal(got, want)
+    _, plain = jr.stacked_rnn(cells, params, xs)
+    assert not np.allclose(got, plain)
+    np.testing.assert_array_equal(stack.apply(variables, xs, deterministic=True), plain)
+    with pytest.raises(ValueError, match="deterministic must be given"):
+        stack.apply(variables, xs)
+
+    m = jf.nnx.Stack(
+        [jf.nnx.GRU(INPUT, H, rngs=nnx.Rngs(0)), jf.nnx.LSTM(H, H, rngs=nnx.Rngs(1))],
+        layer_dropout=0.5, rngs=nnx.Rngs(dropout=3),
+    )
+    m.set_params(params)
+    stream_key = nnx.Rngs(dropout=3)["dropout"].fork()()
+    _, want = jr.rnn(cells[1], params[1], layer_dropout(stream_key, 0.5, ys0))
+    np.testing.assert_array_equal(m(xs), want)
+    m.eval()
+    np.testing.assert_array_equal(m(xs), plain)

@@ -67,6 +67,10 @@ def test_errors():
         interop.from_flax_params(jr.LSTM(5), interop.to_flax_params(jr.LSTM(2), jr.LSTM(2).init(KEY, 3)))
     with pytest.raises(TypeError, match=r"variables must be a Flax variables dict"):
         interop.from_flax_params(jr.LSTM(2), [1, 2])
+    with pytest.raises(ValueError, match=r"Flax's GRUCell always has biases; GRU\(bias=False\) has no Flax counterpart"):
+        interop.flax_cell(jr.GRU(2, bias=False))
+    with pytest.raises(ValueError, match=r"LSTM\(proj_size=1\) has no Flax counterpart"):
+        interop.to_flax_params(jr.LSTM(2, proj_size=1), jr.LSTM(2, proj_size=1).init(KEY, 3))
 
 
 # ---------------------------------------------------------------- PyTorch
@@ -193,7 +197,7 @@ BAD_STATES = {
     "to_torch_state h, c batches": (lambda: interop.to_torch_state(jr.LSTM(_H), jr.LSTMState(_S, jnp.zeros((3, _H)))), ValueError, r"state.h and state.c must have one shape, got \(2, 4\) and \(3, 4\)"),
     "to_torch_state hidden size": (lambda: interop.to_torch_state(jr.GRU(_H), jnp.zeros((2, 5))), ValueError, r"state must have shape \(\*batch, 4\).*got shape \(2, 5\)"),
     "to_torch_state layer batches": (lambda: interop.to_torch_state(jr.GRU(_H), (_S, jnp.zeros((3, _H))), num_layers=2), ValueError, r"must have one shape, got \(2, 4\) and \(3, 4\)"),
-    "from_torch_state h, c batches": (lambda: interop.from_torch_state(jr.LSTM(_H), (np.zeros((1, 2, _H)), np.zeros((1, 3, _H)))), ValueError, r"hidden\[0\] \(h\) and hidden\[1\] \(c\) must have one shape, got \(1, 2, 4\) and \(1, 3, 4\)"),
+    "from_torch_state h, c batches": (lambda: interop.from_torch_state(jr.LSTM(_H), (np.zeros((1, 2, _H)), np.zeros((1, 3, _H)))), ValueError, r"hidden\[0\] \(h\) and hidden\[1\] \(c\) must have one batch shape, got \(1, 2, 4\) and \(1, 3, 4\)"),
     "from_torch_state integer": (lambda: interop.from_torch_state(jr.GRU(_H), np.zeros((1, 2, _H), np.int32)), TypeError, r"hidden must have a floating dtype, got int32"),
     "from_flax_carry LSTM array": (lambda: interop.from_flax_carry(jr.LSTM(_H), _S), TypeError, r"carry must be Flax's LSTM carry, the tuple \(c, h\), got an array of shape \(2, 4\)"),
     "from_flax_carry LSTM triple": (lambda: interop.from_flax_carry(jr.LSTM(_H), (_S, _S, _S)), TypeError, r"carry must be Flax's LSTM carry"),

@@ -130,7 +130,81 @@ def test_prefix_selects_a_submodule():
         interop.from_torch(jr.LSTM(4), model.state_dict())
 
 
-def test_lstm_with_projection_is_refused():
-    module = torch.nn.LSTM(INPUT, 4, proj_size=2)
-    with pytest.raises(ValueError, match=r"proj_size > 0 has no jaxrnn counterpart"):
-        interop.from_torch(jr.LSTM(4), module.state_dict())
+# --------------------------------------------------------------------------
+# bias=False and nn.LSTM(proj_size=P): peers in float64
+
+PEERS = {
+    # name: (jaxrnn cell, layout (num_layers or None, bidirectional))
+    "tanh_nobias": (jr.SimpleRNN(4, bias=False), (None, False)),
+    "relu_nobias": (jr.SimpleRNN(4, activation="relu", bias=False), (None, False)),
+    "lstm_nobias": (jr.LSTM(4, bias=False), (None, False)),
+    "gru_nobias": (jr.GRU(4, bias=False), (2, True)),
+    "lstm_proj": (jr.LSTM(4, proj_size=3), (2, True)),
+    "lstm_proj_nobias": (jr.LSTM(4, proj_size=2, bias=False), (None, False)),
+}
+
+
+@pytest.mark.parametrize("name", list(PEERS))
+def test_bias_free_and_projected_modules_match_torch_in_float64(name):
+    """PyTorch's own module (its initialisation, an initial state) -> jaxrnn:
+    outputs and final states equal in float64, and back to the same state dict."""
+    cell, (num_layers, bidir) = PEERS[name]
+    layers = num_layers or 1
+    torch.manual_seed(1)
+    module = interop.torch_module(cell, INPUT, num_layers=layers, bidirectional=bidir).double()
+    sd = module.state_dict()
+    assert any(k.startswith("bias") for k in sd) == cell.bias
+    assert any(k.startswith("weight_hr") for k in sd) == (getattr(cell, "proj_size", None) is not None)
+    rng = np.random.default_rng(1)
+    xs = rng.normal(size=(BATCH, STEPS, INPUT))
+    rows = layers * (2 if bidir else 1)
+    P = getattr(cell, "proj_size", None) or cell.hidden_size
+    h0 = rng.normal(size=(rows, BATCH, P))
+    hidden = (h0, rng.normal(size=(rows, BATCH, cell.hidden_size))) if isinstance(cell, jr.LSTM) else h0
+    ys_torch, hn = _run_torch(module, xs, hidden)
+
+    with jax.enable_x64(True):
+        params = interop.from_torch(cell, sd, num_layers=num_layers, bidirectional=bidir)
+        states = interop.from_torch_state(cell, hidden, num_layers=num_layers, bidirectional=bidir)
+        leaves = jax.tree_util.tree_leaves(params)
+        assert all(leaf.dtype == jnp.float64 for leaf in leaves)
+        if not cell.bias:  # no bias parameters at all: not zeros, None
+            assert all(p.b is None for p in jax.tree_util.tree_leaves(
+                params, is_leaf=lambda p: hasattr(p, "_fields")))
+        if num_layers is None:
+            final, ys = jr.rnn(cell, params, jnp.asarray(xs), states)
+        else:
+            layer = (cell, cell) if bidir else cell
+            final, ys = jr.stacked_rnn([layer] * layers, params, jnp.asarray(xs), states)
+        np.testing.assert_allclose(ys, ys_torch, rtol=1e-12, atol=1e-12)
+        ours = interop.to_torch_state(cell, final, num_layers=num_layers, bidirectional=bidir)
+        for a, b in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(hn)):
+            np.testing.assert_allclose(a, b.numpy(), rtol=1e-12, atol=1e-12)
+
+        again = interop.to_torch(cell, params, num_layers=num_layers, bidirectional=bidir)
+    assert sorted(again) == sorted(sd)
+    for k, v in again.items():
+        if k.startswith("weight") or not cell.bias:
+            np.testing.assert_array_equal(v, sd[k].numpy())
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in again.items()})
+    ys_again, _ = _run_torch(module, xs, hidden)
+    np.testing.assert_allclose(ys_again, ys_torch, rtol=1e-12, atol=1e-12)
+
+
+def test_projection_and_bias_mismatches_are_named():
+    proj = torch.nn.LSTM(INPUT, 4, proj_size=2).state_dict()
+    with pytest.raises(ValueError, match=r"proj_size > 0; make the cell with jr.LSTM\(hidden_size, proj_size=P\)"):
+        interop.from_torch(jr.LSTM(4), proj)
+    with pytest.raises(ValueError, match=r"weight_hh_l0'\] must have shape \(16, 3\)"):
+        interop.from_torch(jr.LSTM(4, proj_size=3), proj)
+    with pytest.raises(ValueError, match=r"lacks 'weight_hr_l0'"):
+        interop.from_torch(jr.LSTM(4, proj_size=2), {k: v for k, v in proj.items() if "hr" not in k})
+    with pytest.raises(ValueError, match=r"holds bias keys .* bias=False: make it with bias=True"):
+        interop.from_torch(jr.GRU(4, bias=False), torch.nn.GRU(INPUT, 4).state_dict())
+    for cell in (jr.SimpleRNN(4, residual=True), jr.GRU(4, gate_fn=jax.nn.hard_sigmoid),
+                 jr.LSTM(4, activation_fn=jax.nn.soft_sign)):
+        with pytest.raises(ValueError, match="no PyTorch counterpart"):
+            interop.to_torch(cell, cell.init(jax.random.PRNGKey(0), INPUT))
+    # torch_module builds the counterpart
+    m = interop.torch_module(jr.LSTM(4, proj_size=2, bias=False), INPUT)
+    assert (m.proj_size, m.bias) == (2, False)

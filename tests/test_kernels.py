@@ -330,3 +330,135 @@ def test_probe_receives_state_gradients(cell, residuals):
         assert_trees_close(got, expected, Precision(np.dtype("float64"), rtol=1e-10, atol=1e-12))
         # Not trivially zero: the gradient reaches the first step.
         assert float(jnp.abs(cell.output(got)[:, 0]).max()) > 0
+
+
+# --------------------------------------------------------------------------
+# cell options: bias=False, gate_fn/activation_fn, residual, proj_size
+
+
+def _gate(x):
+    """A smooth gate that is not the sigmoid (so that gate_fn shows)."""
+    return 0.5 * (jnp.tanh(x) + 1.0)
+
+
+OPTION_CELLS = {
+    "tanh_nobias_residual": jr.SimpleRNN(4, bias=False, residual=True),
+    "irnn_nobias": jr.IRNN(4, scale=0.9, bias=False),
+    "lstm_nobias_fns": jr.LSTM(4, bias=False, gate_fn=_gate, activation_fn=jax.nn.soft_sign),
+    "gru_nobias_fns": jr.GRU(4, bias=False, gate_fn=_gate, activation_fn=jax.nn.soft_sign),
+    "gru_rb_nobias": jr.GRU(4, reset_after=False, bias=False, gate_fn=_gate),
+    "lstmp": jr.LSTM(4, proj_size=3),
+    "lstmp_nobias": jr.LSTM(4, proj_size=2, bias=False),
+}
+
+
+def _option_twins(cell, dtype, prec, policies, variants):
+    params, xs, state = setup(cell, dtype)
+    assert all(leaf is not None for leaf in jax.tree_util.tree_leaves(params))
+    for name in variants:
+        kw = VARIANTS[name]
+        scan = value_and_grads(cell, params, xs, state, impl="scan", **kw)
+        for residuals in policies:
+            fused = value_and_grads(cell, params, xs, state, impl="fused", residuals=residuals, **kw)
+            try:
+                assert_trees_close(fused, scan, prec)
+            except AssertionError as e:
+                raise AssertionError(f"variant {name}, residuals {residuals}: {e}") from None
+            # no gradient for an absent parameter: the same None fields
+            grads = fused[1][0]
+            assert jax.tree_util.tree_structure(grads) == jax.tree_util.tree_structure(params)
+
+
+@pytest.mark.parametrize("name", list(OPTION_CELLS))
+def test_cell_options_fused_equals_scan_fp64(name):
+    """bias=False (no bias gradients at all), gate_fn/activation_fn, residual
+    and LSTM(proj_size) through the fused engine: values and gradients of
+    params, inputs and initial state, with seq_lengths and reverse."""
+    cell = OPTION_CELLS[name]
+    with jax.enable_x64(True):
+        prec = Precision(np.dtype("float64"), rtol=1e-10, atol=1e-12)
+        _option_twins(cell, jnp.float64, prec, ["states"], ["lengths+reverse"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(OPTION_CELLS))
+def test_cell_options_fused_equals_scan_sweep(name):
+    cell = OPTION_CELLS[name]
+    _option_twins(
+        cell, jnp.float32, Precision(np.dtype("float32"), 1e-5, 1e-5), ["gates", "states"],
+        ["lengths+reverse"],
+    )
+    with jax.enable_x64(True):
+        prec = Precision(np.dtype("float64"), rtol=1e-10, atol=1e-12)
+        _option_twins(cell, jnp.float64, prec, POLICIES, list(VARIANTS))
+
+
+def test_lstmp_fused_equals_scan_fp32_and_shapes():
+    cell = OPTION_CELLS["lstmp"]
+    params, xs, state = setup(cell, jnp.float32)
+    assert isinstance(params, jr.LSTMPParams)
+    assert (params.w_hh.shape, params.w_hr.shape) == ((3, 16), (4, 3))
+    assert (state.h.shape, state.c.shape) == ((B, 3), (B, 4))
+    kw = VARIANTS["lengths+reverse"]
+    scan = value_and_grads(cell, params, xs, state, impl="scan", **kw)
+    fused = value_and_grads(cell, params, xs, state, impl="fused", residuals=3, **kw)
+    assert fused[0][1].shape == (B, T, 3)
+    assert_trees_close(fused, scan, Precision(np.dtype("float32"), 1e-5, 1e-5))
+
+
+def test_learned_initial_state_gradient_fused_equals_scan():
+    """A learned (H,) initial state broadcast over the batch (the recipe in
+    jr.rnn's docstring): its gradient through the engine is the scan's, and
+    not zero; for an LSTMP's (h (P,), c (H,)) too."""
+    with jax.enable_x64(True):
+        for cell in (CELLS["gru"], OPTION_CELLS["lstmp"]):
+            params, xs, _ = setup(cell, jnp.float64)
+            s0 = random_state(cell, jax.random.PRNGKey(5), (), jnp.float64)
+
+            def loss(s0, impl, cell=cell, params=params, xs=xs):
+                state = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (B,) + a.shape), s0)
+                out = jr.rnn(cell, params, xs, state, impl=impl, seq_lengths=LENGTHS)
+                return weighted_loss(*out)
+
+            g_scan = jax.grad(loss)(s0, "scan")
+            g_fused = jax.jit(jax.grad(loss), static_argnums=(1, 2))(s0, "fused", cell)
+            assert_trees_close(g_fused, g_scan, Precision(np.dtype("float64"), 1e-10, 1e-12))
+            assert all(float(jnp.abs(g).max()) > 1e-3 for g in jax.tree_util.tree_leaves(g_fused))
+
+
+def test_cell_options_run_in_the_pallas_kernels():
+    """bias=False and custom gate functions take the Pallas path (the
+    interpreter on CPU); an LSTMP is refused by name."""
+    for name in ("lstm_nobias_fns", "gru_nobias_fns"):
+        cell = OPTION_CELLS[name]
+        params, xs, state = setup(cell, jnp.float32, batch=2, steps=5)
+        scan = value_and_grads(cell, params, xs, state, impl="scan")
+        pallas = value_and_grads(cell, params, xs, state, impl="pallas")
+        assert_trees_close(pallas, scan, Precision(np.dtype("float32"), 1e-5, 1e-5))
+    cell = OPTION_CELLS["lstmp"]
+    params, xs, state = setup(cell, jnp.float32, batch=2, steps=5)
+    with pytest.raises(ValueError, match=r"LSTM\(proj_size=3\) is not: .*impl=\"fused\""):
+        jr.rnn(cell, params, xs, impl="pallas")
+
+
+@pytest.mark.parametrize("platform", ["cuda", "tpu"])
+def test_cell_options_lower_for_gpu_and_tpu(platform):
+    """bias=False and custom gate functions lower to the Triton and Mosaic
+    kernels (forward and backward), exported from the CPU."""
+    triton = "__gpu$xla.gpu.triton"
+    for cell in (
+        jr.LSTM(32, bias=False, gate_fn=_gate, activation_fn=jax.nn.soft_sign),
+        jr.GRU(32, bias=False, gate_fn=_gate, activation_fn=jax.nn.soft_sign),
+    ):
+        params = jax.eval_shape(lambda c=cell: c.init(KEY, 8, jnp.float32))
+        xs = jax.ShapeDtypeStruct((16, 12, 8), jnp.float32)
+
+        def loss(params, xs, cell=cell):
+            return jnp.sum(jr.rnn(cell, params, xs, impl="pallas")[1] ** 2)
+
+        text = jax.export.export(
+            jax.jit(jax.grad(loss)),
+            platforms=[platform],
+            disabled_checks=[jax.export.DisabledSafetyCheck.custom_call(triton)],
+        )(params, xs).mlir_module()
+        assert text.count(triton if platform == "cuda" else "tpu_custom_call") >= 2

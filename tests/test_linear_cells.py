@@ -366,3 +366,29 @@ def test_bad_configs():
     with pytest.raises(TypeError, match="w_ih_init must be an initializer"):
         jr.MinLSTM(4, w_ih_init=1.0)
     assert hash(jr.LRU(4)) == hash(jr.LRU(4)) and jr.RGLRU(4) == jr.RGLRU(4)
+
+
+@pytest.mark.parametrize("make", [jr.MinGRU, jr.MinLSTM, jr.RGLRU], ids=["mingru", "minlstm", "rglru"])
+def test_bias_false(make):
+    """No b at all (None: no leaf, no gradient); the parallel scan equals the
+    sequential reference, values and gradients, and equals the biased cell
+    with b = 0."""
+    cell, biased = make(4, bias=False), make(4)
+    with jax.enable_x64(True):
+        params = cell.init(KEY, INPUT, jnp.float64)
+        assert params.b is None
+        xs = jax.random.normal(jax.random.PRNGKey(1), (2, T, INPUT), jnp.float64)
+
+        def loss(p, impl):
+            return weighted_loss(*jr.rnn(cell, p, xs, impl=impl))
+
+        g_par = jax.grad(loss)(params, "parallel")
+        g_scan = jax.grad(loss)(params, "scan")
+        assert g_par.b is None
+        assert_trees_close(g_par, g_scan, F64)
+        zero_b = params._replace(b=jnp.zeros(biased._param_shapes(INPUT)["b"], jnp.float64))
+        assert_trees_close(
+            jr.rnn(cell, params, xs, impl="scan"), jr.rnn(biased, zero_b, xs, impl="scan"), F64
+        )
+        with pytest.raises(ValueError, match=r"params.b must be None for .*bias=False"):
+            cell.check_params(zero_b)

@@ -9,6 +9,7 @@ the semantics of ``flax.linen.RNN`` (``reverse``/``keep_order``,
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any
 
 import jax
@@ -93,6 +94,69 @@ def check_cell(cell: Any) -> Cell:
     return cell
 
 
+def dropout_active(layer: Any) -> bool:
+    """Whether any of ``layer``'s dropout rates is above zero."""
+    rates = (getattr(layer, n) for n in ("dropout", "recurrent_dropout", "zoneout"))
+    # A rate that is not a number is jr.rnn's to refuse, by name.
+    return any(isinstance(r, numbers.Real) and r > 0 for r in rates)
+
+
+def pick_deterministic(call_value: Any, attribute: Any, active: bool) -> bool:
+    """``deterministic``: the call's value, else the attribute's (Flax's
+    convention: the call takes precedence). With a dropout rate above zero
+    one of them must be given, as ``nn.Dropout`` requires; without, it does
+    not matter and is ``False``."""
+    value = attribute if call_value is None else call_value
+    if value is None:
+        if active:
+            raise ValueError(
+                "deterministic must be given, as an attribute or a call argument "
+                "(False: draw dropout masks, training; True: inference), for a layer "
+                "with dropout, recurrent_dropout or zoneout above zero"
+            )
+        return False
+    if not isinstance(value, bool):
+        raise TypeError(f"deterministic must be a bool or None, got {_checks.describe(value)}")
+    return value
+
+
+def state_param_shapes(cell: Cell, dtype: Any) -> dict[str, tuple[int, ...]]:
+    """The learned initial state's parameters: one ``initial_<leaf>`` per
+    state leaf (``initial_h``; LSTM adds ``initial_c``), each of the leaf's
+    unbatched shape ``(F,)``."""
+    template = jax.eval_shape(lambda: cell.initial_state((), dtype))
+    return {f"initial_{k}": tuple(v.shape) for k, v in cell.state_leaves(template).items()}
+
+
+def broadcast_state(cell: Cell, leaves: dict[str, Array], batch_shape: tuple[int, ...]) -> Any:
+    """The state of :func:`state_param_shapes`'s parameters ``leaves``,
+    broadcast over ``batch_shape`` (their gradient sums over the batch)."""
+    template = jax.eval_shape(lambda: cell.initial_state((), jnp.float32))
+    names = list(cell.state_leaves(template))
+    _, treedef = jax.tree_util.tree_flatten(template)
+    arrays = [
+        jnp.broadcast_to(leaves[f"initial_{n}"], batch_shape + leaves[f"initial_{n}"].shape)
+        for n in names
+    ]
+    return jax.tree_util.tree_unflatten(treedef, arrays)
+
+
+def params_of(cell: Cell, tree: Any) -> Any:
+    """A layer's ``params`` collection as the cell's params NamedTuple: its
+    fields (a field absent from ``tree`` is ``None``: ``bias=False``), without
+    the learned initial state."""
+    return cell.params_type(**{f: tree.get(f) for f in cell.params_type._fields})
+
+
+def variables_of(params: Any) -> dict[str, Any]:
+    """A params NamedTuple as a layer's ``params`` collection (``None`` fields left out)."""
+    return {k: v for k, v in params._asdict().items() if v is not None}
+
+
+def batch_shape_of(inputs: Any, time_major: bool) -> tuple[int, ...]:
+    return tuple(inputs.shape[1:-1] if time_major else inputs.shape[:-2])
+
+
 def _bidirectional_parts(layer: Any) -> tuple[Any, Any] | None:
     fw, bw = getattr(layer, "forward_rnn", None), getattr(layer, "backward_rnn", None)
     return None if fw is None else (fw, bw)
@@ -143,6 +207,11 @@ def run(
     max_iter: int | None = None,
     on_failure: str | None = None,
     damping: float | None = None,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    zoneout: float = 0.0,
+    key: Any = None,
+    deterministic: bool = False,
 ) -> Any:
     """``flax.linen.RNN``'s semantics over :func:`jaxrnn.rnn`.
 
@@ -150,6 +219,7 @@ def run(
     promotion of both); an initial carry to the state dtype
     (:func:`jaxrnn.cells.accumulation_dtype` of it). ``reverse`` without
     ``keep_order`` returns the outputs in processing order, as Flax does.
+    The dropout options are :func:`jaxrnn.rnn`'s.
     """
     # Integer and boolean inputs are promoted with the params, as nn.RNN does.
     _checks.sequence("inputs", inputs, time_major=time_major, promotable=True)
@@ -184,6 +254,11 @@ def run(
         max_iter=max_iter,
         on_failure=on_failure,
         damping=damping,
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        zoneout=zoneout,
+        key=key,
+        deterministic=deterministic,
     )
     if reverse and not keep_order:
         ys = _flip(ys, seq_lengths, time_major)

@@ -35,12 +35,26 @@ import jax.numpy as jnp
 
 from .. import _checks
 from .. import initializers as _inits
+from .._dropout import check_rate, layer_dropout
 from ..cells import GRU as _GRU
 from ..cells import IRNN as _IRNN
 from ..cells import LSTM as _LSTM
 from ..cells import Cell
 from ..cells import SimpleRNN as _SimpleRNN
-from ._core import cell_of, check_cell, check_stack_layers, layer_cells, run
+from ._core import (
+    batch_shape_of,
+    broadcast_state,
+    cell_of,
+    check_cell,
+    check_stack_layers,
+    dropout_active,
+    layer_cells,
+    params_of,
+    pick_deterministic,
+    run,
+    state_param_shapes,
+    variables_of,
+)
 
 __all__ = ["GRU", "IRNN", "LSTM", "RNN", "SimpleRNN", "Stack"]
 
@@ -73,20 +87,44 @@ class _Layer(nn.Module):
     max_iter: int | None = None
     on_failure: str | None = None
     damping: float | None = None
+    dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
+    deterministic: bool | None = None
+    learn_initial_state: bool = False
+    carry_init: Initializer = jax.nn.initializers.zeros
 
     def _params(self, cell: Cell, input_size: int) -> Any:
-        """The cell's params, declared field by field, drawn by ONE ``cell.init``."""
+        """The cell's params, declared field by field, drawn by ONE ``cell.init``.
+        A field the cell leaves out (``None``: ``bias=False``) is not declared."""
         param_dtype = _checks.float_dtype("param_dtype", self.param_dtype)
         fields = cell.params_type._fields
-        if all(self.has_variable("params", f) for f in fields):
+        present = [f for f in fields if self.has_variable("params", f)]
+        if present:
             # Flax still calls each init (abstractly) to check the shape: give it
             # the value it has. jr.rnn checks the params against the cell.
-            drawn = cell.params_type(**{f: self.get_variable("params", f) for f in fields})
+            drawn = cell.params_type(
+                **{f: self.get_variable("params", f) if f in present else None for f in fields}
+            )
         else:
             drawn = cell.init(self.make_rng("params"), input_size, param_dtype)
         return cell.params_type(
-            **{f: self.param(f, lambda _key, f=f: getattr(drawn, f)) for f in fields}
+            **{
+                f: None
+                if getattr(drawn, f) is None
+                else self.param(f, lambda _key, f=f: getattr(drawn, f))
+                for f in fields
+            }
         )
+
+    def _initial_state(self, cell: Cell, inputs: Array, time_major: bool) -> Any:
+        """The learned initial state (``learn_initial_state``), broadcast over the batch."""
+        param_dtype = _checks.float_dtype("param_dtype", self.param_dtype)
+        leaves = {
+            name: self.param(name, self.carry_init, shape, param_dtype)
+            for name, shape in state_param_shapes(cell, param_dtype).items()
+        }
+        return broadcast_state(cell, leaves, batch_shape_of(inputs, time_major))
 
     @nn.compact
     def __call__(
@@ -100,6 +138,7 @@ class _Layer(nn.Module):
         time_major: bool | None = None,
         reverse: bool | None = None,
         keep_order: bool | None = None,
+        deterministic: bool | None = None,
     ) -> Any:
         """Runs the layer over a sequence, as ``flax.linen.RNN`` does.
 
@@ -107,7 +146,8 @@ class _Layer(nn.Module):
           inputs: ``(*batch, time, features)`` (``(time, *batch, features)``
             when time-major).
           initial_carry: Flax's carry (LSTM: ``(c, h)`` or an
-            ``LSTMState``; other cells: their state); ``None`` means zeros.
+            ``LSTMState``; other cells: their state); ``None`` means zeros,
+            or the learned initial state with ``learn_initial_state``.
           init_key: accepted for ``nn.RNN`` compatibility; unused (the
             default carry is zeros).
           seq_lengths: ``(*batch,)`` integer lengths. Unlike ``nn.RNN``,
@@ -117,6 +157,8 @@ class _Layer(nn.Module):
           time_major: overrides the attribute of the same name.
           reverse: overrides the attribute of the same name.
           keep_order: overrides the attribute of the same name.
+          deterministic: overrides the attribute of the same name (Flax's
+            convention, as for ``nn.Dropout``).
 
         Returns:
           ``outputs`` ``(*batch, time, hidden_size)`` in the computation
@@ -131,14 +173,27 @@ class _Layer(nn.Module):
             )
         del init_key
         pick = lambda value, default: default if value is None else value
+        time_major = pick(time_major, self.time_major)
+        if not isinstance(self.learn_initial_state, bool):
+            raise TypeError(
+                "learn_initial_state must be a bool, got "
+                f"{_checks.describe(self.learn_initial_state)}"
+            )
+        params = self._params(cell, inputs.shape[-1])
+        if self.learn_initial_state:
+            learned = self._initial_state(cell, inputs, time_major)
+            initial_carry = learned if initial_carry is None else initial_carry
+        active = dropout_active(self)
+        deterministic = pick_deterministic(deterministic, self.deterministic, active)
+        key = self.make_rng("dropout") if active and not deterministic else None
         return run(
             cell,
-            self._params(cell, inputs.shape[-1]),
+            params,
             inputs,
             initial_carry=initial_carry,
             seq_lengths=seq_lengths,
             return_carry=pick(return_carry, self.return_carry),
-            time_major=pick(time_major, self.time_major),
+            time_major=time_major,
             reverse=pick(reverse, self.reverse),
             keep_order=pick(keep_order, self.keep_order),
             dtype=self.dtype,
@@ -153,6 +208,11 @@ class _Layer(nn.Module):
             max_iter=self.max_iter,
             on_failure=self.on_failure,
             damping=self.damping,
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            zoneout=self.zoneout,
+            key=key,
+            deterministic=deterministic,
         )
 
 
@@ -196,6 +256,23 @@ class RNN(_Layer):
       method: with ``impl="parallel"``, the Newton method (``"deer"``,
         ``"quasi"``, ``"elk"``, ``"quasi-elk"``), as for :func:`jaxrnn.rnn`;
         ``tol``, ``max_iter``, ``on_failure`` and ``damping`` likewise.
+      dropout: variational dropout on the inputs, as for :func:`jaxrnn.rnn`
+        (``0.0``: none); the masks are drawn from the ``"dropout"`` rng
+        stream (``apply(..., rngs={"dropout": key})``), only when a rate is
+        above zero and the layer is not ``deterministic``.
+      recurrent_dropout: variational dropout on the state the recurrent GEMM
+        reads, as for :func:`jaxrnn.rnn`.
+      zoneout: zoneout on the state, as for :func:`jaxrnn.rnn`.
+      deterministic: ``True`` for inference (no dropout; zoneout by its
+        expectation), ``False`` for training; ``None`` leaves it to the
+        call's ``deterministic`` argument, which takes precedence (as for
+        ``nn.Dropout``). A layer with a rate above zero needs one of them.
+      learn_initial_state: make the initial carry a parameter (one
+        ``initial_h`` ``(F,)``, LSTM adds ``initial_c``), broadcast over the
+        batch, used when the call passes no ``initial_carry``; its gradient
+        flows through the engine like any other's.
+      carry_init: initializer of the learned initial state (Flax's
+        ``carry_init``); zeros.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
@@ -242,6 +319,14 @@ class LSTM(_Named):
       w_hh_init: initializer of each gate's ``(H, H)`` block of ``w_hh``;
         orthogonal.
       b_init: initializer of each gate's ``(H,)`` block of ``b``; zeros.
+      proj_size: ``None``, or the output features ``P`` of an LSTMP (params
+        :class:`jaxrnn.LSTMPParams`, carry ``(c (H,), h (P,))``), as for
+        :class:`jaxrnn.LSTM`.
+      w_hr_init: initializer of ``w_hr`` ``(H, P)``; Glorot-uniform.
+      bias: ``False`` for a layer without ``b``.
+      gate_fn: the gates' activation (Flax's ``gate_fn``); sigmoid.
+      activation_fn: the candidate's and output's activation (Flax's
+        ``activation_fn``); tanh.
 
     Example:
       >>> import jax, jax.numpy as jnp, jaxrnn as jr
@@ -261,6 +346,11 @@ class LSTM(_Named):
     w_ih_init: Initializer = _inits.default_w_ih
     w_hh_init: Initializer = _inits.default_w_hh
     b_init: Initializer = _inits.default_b
+    proj_size: int | None = None
+    w_hr_init: Initializer = _inits.default_w_ih
+    bias: bool = True
+    gate_fn: Any = jax.nn.sigmoid
+    activation_fn: Any = jnp.tanh
 
 
 class GRU(_Named):
@@ -280,6 +370,9 @@ class GRU(_Named):
         orthogonal.
       b_init: initializer of each ``(H,)`` block of ``b`` and of ``b_hn``;
         zeros.
+      bias: ``False`` for a layer without ``b`` and ``b_hn``.
+      gate_fn: the gates' activation (Flax's ``gate_fn``); sigmoid.
+      activation_fn: the candidate's activation (Flax's ``activation_fn``); tanh.
     """
 
     cell_type: ClassVar[type] = _GRU
@@ -288,6 +381,9 @@ class GRU(_Named):
     w_ih_init: Initializer = _inits.default_w_ih
     w_hh_init: Initializer = _inits.default_w_hh
     b_init: Initializer = _inits.default_b
+    bias: bool = True
+    gate_fn: Any = jax.nn.sigmoid
+    activation_fn: Any = jnp.tanh
 
 
 class SimpleRNN(_Named):
@@ -303,6 +399,9 @@ class SimpleRNN(_Named):
       w_ih_init: initializer of ``w_ih`` ``(I, H)``; Glorot-uniform.
       w_hh_init: initializer of ``w_hh`` ``(H, H)``; orthogonal.
       b_init: initializer of ``b`` ``(H,)``; zeros.
+      residual: Flax's pre-activation residual connection, ``h' = act(x W_ih
+        + h W_hh + b + h)``.
+      bias: ``False`` for a layer without ``b``.
     """
 
     cell_type: ClassVar[type] = _SimpleRNN
@@ -311,6 +410,8 @@ class SimpleRNN(_Named):
     w_ih_init: Initializer = _inits.default_w_ih
     w_hh_init: Initializer = _inits.default_w_hh
     b_init: Initializer = _inits.default_b
+    residual: bool = False
+    bias: bool = True
 
 
 class IRNN(_Named):
@@ -324,6 +425,7 @@ class IRNN(_Named):
       scale: the diagonal of the initial ``w_hh = scale * I``.
       w_ih_init: initializer of ``w_ih`` ``(I, H)``; normal, stddev 0.001.
       b_init: initializer of ``b`` ``(H,)``; zeros.
+      bias: ``False`` for a layer without ``b``.
     """
 
     cell_type: ClassVar[type] = _IRNN
@@ -331,6 +433,7 @@ class IRNN(_Named):
     scale: float = 1.0
     w_ih_init: Initializer = _inits.default_irnn_w_ih
     b_init: Initializer = _inits.default_b
+    bias: bool = True
 
 
 class Stack(nn.Module):
@@ -350,11 +453,20 @@ class Stack(nn.Module):
       time_major: as for the layers; passed to each.
       return_carry: return ``(carries, outputs)``, a tuple of each layer's
         final carry and the top layer's outputs.
+      layer_dropout: dropout on each layer's outputs before the next layer
+        (a fresh mask per element and step, not after the top layer):
+        PyTorch's ``nn.LSTM(num_layers=L, dropout=p)``, as
+        :func:`jaxrnn.stacked_rnn`'s ``layer_dropout``; keys from the
+        ``"dropout"`` rng stream.
+      deterministic: as for the layers: ``True`` for inference; the call's
+        ``deterministic`` takes precedence and is passed to every layer.
     """
 
     layers: Sequence[nn.Module]
     time_major: bool = False
     return_carry: bool = False
+    layer_dropout: float = 0.0
+    deterministic: bool | None = None
 
     def __post_init__(self) -> None:
         check_stack_layers(self.layers, nn.Module, "flax.linen")
@@ -371,6 +483,7 @@ class Stack(nn.Module):
         time_major: bool | None = None,
         reverse: bool | None = None,
         keep_order: bool | None = None,
+        deterministic: bool | None = None,
     ) -> Any:
         """Runs the stack.
 
@@ -384,11 +497,18 @@ class Stack(nn.Module):
           seq_lengths: passed to every layer.
           return_carry: overrides the attribute.
           time_major: overrides the attribute.
+          deterministic: overrides the attribute; passed to every layer when
+            either is given (the layers of this package take it; see
+            :class:`RNN`).
 
         Returns:
           The top layer's outputs, or ``(carries, outputs)``.
         """
         del init_key
+        rate = check_rate("layer_dropout", self.layer_dropout)
+        given = self.deterministic if deterministic is None else deterministic
+        extra = {} if given is None else {"deterministic": given}
+        drop = rate > 0 and not pick_deterministic(given, None, rate > 0)
         if reverse or keep_order:
             raise ValueError(
                 "Stack takes no reverse/keep_order: reverse its layers instead "
@@ -405,13 +525,16 @@ class Stack(nn.Module):
         time_major = self.time_major if time_major is None else time_major
         carries = []
         ys = inputs
-        for layer, carry in zip(self.layers, initial_carry):
+        for i, (layer, carry) in enumerate(zip(self.layers, initial_carry)):
+            if i > 0 and drop:
+                ys = layer_dropout(self.make_rng("dropout"), rate, ys)
             carry, ys = layer(
                 ys,
                 initial_carry=carry,
                 seq_lengths=seq_lengths,
                 return_carry=True,
                 time_major=time_major,
+                **extra,
             )
             carries.append(carry)
         return_carry = self.return_carry if return_carry is None else return_carry
@@ -438,12 +561,12 @@ class Stack(nn.Module):
             if isinstance(cells, tuple):
                 out.append(
                     (
-                        cells[0].params_type(**sub["forward_rnn"]),
-                        cells[1].params_type(**sub["backward_rnn"]),
+                        params_of(cells[0], sub["forward_rnn"]),
+                        params_of(cells[1], sub["backward_rnn"]),
                     )
                 )
             else:
-                out.append(cells.params_type(**sub))
+                out.append(params_of(cells, sub))
         return tuple(out)
 
     def from_jaxrnn(self, params: Sequence[Any]) -> dict[str, Any]:
@@ -465,9 +588,9 @@ class Stack(nn.Module):
         for i, (c, p) in enumerate(zip(cells, params)):
             if isinstance(c, tuple):
                 tree[f"layers_{i}"] = {
-                    "forward_rnn": dict(p[0]._asdict()),
-                    "backward_rnn": dict(p[1]._asdict()),
+                    "forward_rnn": variables_of(p[0]),
+                    "backward_rnn": variables_of(p[1]),
                 }
             else:
-                tree[f"layers_{i}"] = dict(p._asdict())
+                tree[f"layers_{i}"] = variables_of(p)
         return {"params": tree}

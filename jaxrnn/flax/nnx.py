@@ -24,12 +24,23 @@ from flax import nnx as _nnx
 
 from .. import _checks
 from .. import initializers as _inits
+from .._dropout import check_rate, layer_dropout
 from ..cells import GRU as _GRU
 from ..cells import IRNN as _IRNN
 from ..cells import LSTM as _LSTM
 from ..cells import Cell
 from ..cells import SimpleRNN as _SimpleRNN
-from ._core import check_cell, check_stack_layers, layer_cells, run
+from ._core import (
+    batch_shape_of,
+    broadcast_state,
+    check_cell,
+    check_stack_layers,
+    dropout_active,
+    layer_cells,
+    pick_deterministic,
+    run,
+    state_param_shapes,
+)
 
 __all__ = ["GRU", "IRNN", "LSTM", "RNN", "SimpleRNN", "Stack"]
 
@@ -77,6 +88,22 @@ class RNN(_nnx.Module):
       method: with ``impl="parallel"``, the Newton method (``"deer"``,
         ``"quasi"``, ``"elk"``, ``"quasi-elk"``), as for :func:`jaxrnn.rnn`;
         ``tol``, ``max_iter``, ``on_failure`` and ``damping`` likewise.
+      dropout: variational dropout on the inputs, as for :func:`jaxrnn.rnn`
+        (``0.0``: none). With a rate above zero the layer keeps a fork of
+        ``rngs``' ``dropout`` stream and draws each call's key from it, as
+        ``nnx.Dropout`` does (a call's ``rngs`` takes precedence).
+      recurrent_dropout: variational dropout on the state the recurrent GEMM
+        reads, as for :func:`jaxrnn.rnn`.
+      zoneout: zoneout on the state, as for :func:`jaxrnn.rnn`.
+      deterministic: ``False`` (training, ``nnx.Dropout``'s default) or
+        ``True`` (inference: no dropout, zoneout by its expectation); a
+        call's ``deterministic`` takes precedence, and ``model.eval()`` /
+        ``model.train()`` set it.
+      learn_initial_state: make the initial carry a parameter
+        (``initial_h`` ``(F,)``, LSTM adds ``initial_c``), broadcast over the
+        batch, used when the call passes no ``initial_carry``.
+      carry_init: initializer of the learned initial state (Flax's
+        ``carry_init``); zeros.
       rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
 
     Example:
@@ -111,6 +138,12 @@ class RNN(_nnx.Module):
         max_iter: int | None = None,
         on_failure: str | None = None,
         damping: float | None = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        deterministic: bool | None = False,
+        learn_initial_state: bool = False,
+        carry_init: Initializer = jax.nn.initializers.zeros,
         rngs: _nnx.Rngs,
     ) -> None:
         check_cell(cell)
@@ -133,25 +166,63 @@ class RNN(_nnx.Module):
         self.max_iter = max_iter
         self.on_failure = on_failure
         self.damping = damping
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.zoneout = zoneout
+        self.deterministic = deterministic
+        if not isinstance(learn_initial_state, bool):
+            raise TypeError(
+                f"learn_initial_state must be a bool, got {_checks.describe(learn_initial_state)}"
+            )
+        self.learn_initial_state = learn_initial_state
         self.param_dtype = _checks.float_dtype("param_dtype", param_dtype)
         params = cell.init(rngs.params(), in_features, self.param_dtype)
         for field, value in zip(params._fields, params):
+            if value is None:  # a parameter this cell leaves out (bias=False)
+                continue
             if hasattr(self, field):
                 raise ValueError(
                     f"{type(cell).__name__}'s params field {field!r} clashes with an "
                     "attribute of the layer; rename the field"
                 )
             setattr(self, field, _nnx.Param(value))
+        if learn_initial_state:
+            for name, shape in state_param_shapes(cell, self.param_dtype).items():
+                setattr(self, name, _nnx.Param(carry_init(rngs.params(), shape, self.param_dtype)))
+        # The dropout stream, as nnx.Dropout keeps it: only when a rate is above zero.
+        stream = None
+        if dropout_active(self):
+            try:
+                stream = rngs["dropout"].fork()
+            except KeyError:  # no "dropout" (nor "default") stream: the call must give one
+                stream = None
+        self.rngs = _nnx.data(None) if stream is None else stream
+
+    def set_view(self, deterministic: bool | None = None) -> None:
+        """Used by ``nnx.view``: sets ``deterministic`` when given."""
+        if deterministic is not None:
+            self.deterministic = deterministic
 
     def get_params(self) -> Any:
         """The parameters as the cell's params NamedTuple (for :func:`jaxrnn.rnn`)."""
         fields = self.cell.params_type._fields
-        return self.cell.params_type(**{f: getattr(self, f)[...] for f in fields})
+        values = {f: getattr(self, f, None) for f in fields}
+        return self.cell.params_type(**{f: None if v is None else v[...] for f, v in values.items()})
+
+    def get_initial_state(self, batch_shape: tuple[int, ...] = ()) -> Any:
+        """The learned initial state (``learn_initial_state=True``), broadcast
+        over ``batch_shape``, as a jaxrnn state (LSTM: ``LSTMState(h, c)``)."""
+        if not self.learn_initial_state:
+            raise ValueError("get_initial_state needs a layer made with learn_initial_state=True")
+        names = state_param_shapes(self.cell, self.param_dtype)
+        return broadcast_state(self.cell, {n: getattr(self, n)[...] for n in names}, batch_shape)
 
     def set_params(self, params: Any) -> None:
         """Loads a params NamedTuple of this cell (shapes and dtype checked)."""
         self.cell.check_params(params)
         for field in self.cell.params_type._fields:
+            if getattr(params, field) is None:  # absent for this cell (checked above)
+                continue
             current = getattr(self, field)[...]
             new = getattr(params, field)
             if new.shape != current.shape or new.dtype != current.dtype:
@@ -173,6 +244,7 @@ class RNN(_nnx.Module):
         time_major: bool | None = None,
         reverse: bool | None = None,
         keep_order: bool | None = None,
+        deterministic: bool | None = None,
     ) -> Any:
         """Runs the layer over a sequence, as ``flax.nnx.RNN`` does.
 
@@ -180,20 +252,31 @@ class RNN(_nnx.Module):
           inputs: ``(*batch, time, features)`` (``(time, *batch, features)``
             when time-major).
           initial_carry: Flax's carry (LSTM: ``(c, h)`` or an
-            ``LSTMState``; other cells: their state); ``None`` means zeros.
-          rngs: accepted for ``nnx.RNN`` compatibility; unused.
+            ``LSTMState``; other cells: their state); ``None`` means zeros,
+            or the learned initial state with ``learn_initial_state``.
+          rngs: where the dropout masks' key comes from, taking precedence
+            over the layer's own stream (as for ``nnx.Dropout``): an
+            ``nnx.Rngs`` (its ``dropout`` stream), an ``nnx.RngStream`` or a
+            PRNG key. Unused without dropout.
           seq_lengths: ``(*batch,)`` integer lengths; outputs at padding
             steps are zeros (``nnx.RNN`` runs the cell over the padding).
           return_carry: overrides the constructor's setting.
           time_major: overrides the constructor's setting.
           reverse: overrides the constructor's setting.
           keep_order: overrides the constructor's setting.
+          deterministic: overrides the constructor's setting.
 
         Returns:
           ``outputs``, or ``(carry, outputs)`` with ``return_carry``.
         """
-        del rngs
         pick = lambda value, default: default if value is None else value
+        time_major = pick(time_major, self.time_major)
+        if self.learn_initial_state and initial_carry is None:
+            _checks.array("inputs", inputs)
+            initial_carry = self.get_initial_state(batch_shape_of(inputs, time_major))
+        active = dropout_active(self)
+        deterministic = pick_deterministic(deterministic, self.deterministic, active)
+        key = self._dropout_key(rngs) if active and not deterministic else None
         return run(
             self.cell,
             self.get_params(),
@@ -201,7 +284,7 @@ class RNN(_nnx.Module):
             initial_carry=initial_carry,
             seq_lengths=seq_lengths,
             return_carry=pick(return_carry, self.return_carry),
-            time_major=pick(time_major, self.time_major),
+            time_major=time_major,
             reverse=pick(reverse, self.reverse),
             keep_order=pick(keep_order, self.keep_order),
             dtype=self.dtype,
@@ -216,7 +299,35 @@ class RNN(_nnx.Module):
             max_iter=self.max_iter,
             on_failure=self.on_failure,
             damping=self.damping,
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+            zoneout=self.zoneout,
+            key=key,
+            deterministic=deterministic,
         )
+
+    def _dropout_key(self, rngs: Any) -> Any:
+        """This call's dropout key: from the call's ``rngs``, else the layer's stream."""
+        return _stream_key(self.rngs, rngs)
+
+
+def _stream_key(own: Any, rngs: Any) -> Any:
+    """A dropout key from the call's ``rngs`` (an ``nnx.Rngs``, a stream or a
+    key), else from the module's own stream ``own``."""
+    source = own if rngs is None else rngs
+    if isinstance(source, _nnx.Rngs):
+        return source["dropout"]()
+    if isinstance(source, _nnx.RngStream):
+        return source()
+    if source is None:
+        raise ValueError(
+            "deterministic is False but the layer has no dropout stream (its rngs "
+            "had no 'dropout' or 'default' stream): pass rngs (an nnx.Rngs, "
+            "RngStream or key) to the call, or build the layer with "
+            "nnx.Rngs(params=..., dropout=...)"
+        )
+    _checks.prng_key("rngs", source)
+    return source
 
 
 class LSTM(RNN):
@@ -231,9 +342,15 @@ class LSTM(RNN):
       w_hh_init: initializer of each gate's ``(H, H)`` block of ``w_hh``;
         orthogonal.
       b_init: initializer of each gate's ``(H,)`` block of ``b``; zeros.
+      proj_size: ``None``, or the output features ``P`` of an LSTMP, as for
+        :class:`jaxrnn.LSTM`.
+      w_hr_init: initializer of ``w_hr`` ``(H, P)``; Glorot-uniform.
+      bias: ``False`` for a layer without ``b``.
+      gate_fn: the gates' activation (Flax's ``gate_fn``); sigmoid.
+      activation_fn: the candidate's and output's activation; tanh.
       rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
       **options: :class:`RNN`'s keyword arguments (``return_carry``,
-        ``impl``, ``dtype``, ...).
+        ``impl``, ``dtype``, ``dropout``, ...).
     """
 
     def __init__(
@@ -245,10 +362,19 @@ class LSTM(RNN):
         w_ih_init: Initializer = _inits.default_w_ih,
         w_hh_init: Initializer = _inits.default_w_hh,
         b_init: Initializer = _inits.default_b,
+        proj_size: int | None = None,
+        w_hr_init: Initializer = _inits.default_w_ih,
+        bias: bool = True,
+        gate_fn: Any = jax.nn.sigmoid,
+        activation_fn: Any = jnp.tanh,
         rngs: _nnx.Rngs,
         **options: Any,
     ) -> None:
-        cell = _LSTM(hidden_size, forget_bias, w_ih_init=w_ih_init, w_hh_init=w_hh_init, b_init=b_init)
+        cell = _LSTM(
+            hidden_size, forget_bias, w_ih_init=w_ih_init, w_hh_init=w_hh_init, b_init=b_init,
+            proj_size=proj_size, w_hr_init=w_hr_init, bias=bias, gate_fn=gate_fn,
+            activation_fn=activation_fn,
+        )
         super().__init__(cell, in_features, rngs=rngs, **options)
 
 
@@ -265,6 +391,9 @@ class GRU(RNN):
         orthogonal.
       b_init: initializer of each ``(H,)`` block of ``b`` and of ``b_hn``;
         zeros.
+      bias: ``False`` for a layer without ``b`` and ``b_hn``.
+      gate_fn: the gates' activation (Flax's ``gate_fn``); sigmoid.
+      activation_fn: the candidate's activation; tanh.
       rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
       **options: :class:`RNN`'s keyword arguments.
     """
@@ -278,10 +407,16 @@ class GRU(RNN):
         w_ih_init: Initializer = _inits.default_w_ih,
         w_hh_init: Initializer = _inits.default_w_hh,
         b_init: Initializer = _inits.default_b,
+        bias: bool = True,
+        gate_fn: Any = jax.nn.sigmoid,
+        activation_fn: Any = jnp.tanh,
         rngs: _nnx.Rngs,
         **options: Any,
     ) -> None:
-        cell = _GRU(hidden_size, reset_after, w_ih_init=w_ih_init, w_hh_init=w_hh_init, b_init=b_init)
+        cell = _GRU(
+            hidden_size, reset_after, w_ih_init=w_ih_init, w_hh_init=w_hh_init, b_init=b_init,
+            bias=bias, gate_fn=gate_fn, activation_fn=activation_fn,
+        )
         super().__init__(cell, in_features, rngs=rngs, **options)
 
 
@@ -295,6 +430,8 @@ class SimpleRNN(RNN):
       w_ih_init: initializer of ``w_ih`` ``(I, H)``; Glorot-uniform.
       w_hh_init: initializer of ``w_hh`` ``(H, H)``; orthogonal.
       b_init: initializer of ``b`` ``(H,)``; zeros.
+      residual: Flax's pre-activation residual connection.
+      bias: ``False`` for a layer without ``b``.
       rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
       **options: :class:`RNN`'s keyword arguments.
     """
@@ -308,10 +445,15 @@ class SimpleRNN(RNN):
         w_ih_init: Initializer = _inits.default_w_ih,
         w_hh_init: Initializer = _inits.default_w_hh,
         b_init: Initializer = _inits.default_b,
+        residual: bool = False,
+        bias: bool = True,
         rngs: _nnx.Rngs,
         **options: Any,
     ) -> None:
-        cell = _SimpleRNN(hidden_size, activation, w_ih_init=w_ih_init, w_hh_init=w_hh_init, b_init=b_init)
+        cell = _SimpleRNN(
+            hidden_size, activation, w_ih_init=w_ih_init, w_hh_init=w_hh_init, b_init=b_init,
+            residual=residual, bias=bias,
+        )
         super().__init__(cell, in_features, rngs=rngs, **options)
 
 
@@ -324,6 +466,7 @@ class IRNN(RNN):
       scale: the diagonal of the initial ``w_hh = scale * I``.
       w_ih_init: initializer of ``w_ih`` ``(I, H)``; normal, stddev 0.001.
       b_init: initializer of ``b`` ``(H,)``; zeros.
+      bias: ``False`` for a layer without ``b``.
       rngs: an ``nnx.Rngs``; its ``params`` stream initialises the weights.
       **options: :class:`RNN`'s keyword arguments.
     """
@@ -336,10 +479,11 @@ class IRNN(RNN):
         scale: float = 1.0,
         w_ih_init: Initializer = _inits.default_irnn_w_ih,
         b_init: Initializer = _inits.default_b,
+        bias: bool = True,
         rngs: _nnx.Rngs,
         **options: Any,
     ) -> None:
-        cell = _IRNN(hidden_size, scale, w_ih_init=w_ih_init, b_init=b_init)
+        cell = _IRNN(hidden_size, scale, w_ih_init=w_ih_init, b_init=b_init, bias=bias)
         super().__init__(cell, in_features, rngs=rngs, **options)
 
 
@@ -355,15 +499,45 @@ class Stack(_nnx.Module):
       layers: the layer modules, bottom first.
       time_major: passed to each layer.
       return_carry: return ``(carries, outputs)``.
+      layer_dropout: dropout on each layer's outputs before the next layer
+        (PyTorch's ``nn.LSTM(num_layers=L, dropout=p)``, as
+        :func:`jaxrnn.stacked_rnn`'s ``layer_dropout``); its keys come from
+        a fork of ``rngs``' ``dropout`` stream, or the call's ``rngs``.
+      deterministic: ``False`` (training) or ``True`` (inference) for the
+        layer dropout; a call's ``deterministic`` takes precedence and is
+        passed to every layer.
+      rngs: an ``nnx.Rngs``, needed for ``layer_dropout`` above zero
+        (unless every call passes ``rngs``).
     """
 
     def __init__(
-        self, layers: Sequence[_nnx.Module], *, time_major: bool = False, return_carry: bool = False
+        self,
+        layers: Sequence[_nnx.Module],
+        *,
+        time_major: bool = False,
+        return_carry: bool = False,
+        layer_dropout: float = 0.0,
+        deterministic: bool | None = False,
+        rngs: _nnx.Rngs | None = None,
     ) -> None:
         check_stack_layers(layers, _nnx.Module, "flax.nnx")
         self.layers = _nnx.List(list(layers))
         self.time_major = time_major
         self.return_carry = return_carry
+        self.layer_dropout = check_rate("layer_dropout", layer_dropout)
+        self.deterministic = deterministic
+        stream = None
+        if self.layer_dropout > 0 and rngs is not None:
+            try:
+                stream = rngs["dropout"].fork()
+            except KeyError:
+                stream = None
+        self.rngs = _nnx.data(None) if stream is None else stream
+
+    def set_view(self, deterministic: bool | None = None) -> None:
+        """Used by ``nnx.view``: sets ``deterministic`` when given."""
+        if deterministic is not None:
+            self.deterministic = deterministic
 
     def __call__(
         self,
@@ -374,6 +548,7 @@ class Stack(_nnx.Module):
         seq_lengths: Array | None = None,
         return_carry: bool | None = None,
         time_major: bool | None = None,
+        deterministic: bool | None = None,
     ) -> Any:
         """Runs the stack.
 
@@ -384,11 +559,15 @@ class Stack(_nnx.Module):
           seq_lengths: passed to every layer.
           return_carry: overrides the constructor's setting.
           time_major: overrides the constructor's setting.
+          deterministic: overrides the constructor's setting for the layer
+            dropout; passed to every layer when given.
 
         Returns:
           The top layer's outputs, or ``(carries, outputs)``.
         """
         n = len(self.layers)
+        rate = self.layer_dropout
+        drop = rate > 0 and not pick_deterministic(deterministic, self.deterministic, True)
         if initial_carry is None:
             initial_carry = (None,) * n
         elif not isinstance(initial_carry, (tuple, list)) or len(initial_carry) != n:
@@ -399,8 +578,12 @@ class Stack(_nnx.Module):
         time_major = self.time_major if time_major is None else time_major
         carries = []
         ys = inputs
-        for layer, carry in zip(self.layers, initial_carry):
+        for i, (layer, carry) in enumerate(zip(self.layers, initial_carry)):
+            if i > 0 and drop:
+                ys = layer_dropout(_stream_key(self.rngs, rngs), rate, ys)
             kw = {} if rngs is None else {"rngs": rngs}
+            if deterministic is not None:
+                kw["deterministic"] = deterministic
             carry, ys = layer(
                 ys, initial_carry=carry, seq_lengths=seq_lengths, return_carry=True,
                 time_major=time_major, **kw,

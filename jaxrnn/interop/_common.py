@@ -10,9 +10,14 @@ from .. import _checks
 from ..cells import GRU, IRNN, LSTM, Cell, SimpleRNN
 
 
-def check_state_arrays(cell: Cell, arrays: dict[str, Any]) -> None:
-    """Checks a state's arrays: each ``(*batch, H)``, floating, one shape for all."""
+def check_state_arrays(
+    cell: Cell, arrays: dict[str, Any], sizes: dict[str, int] | None = None
+) -> None:
+    """Checks a state's arrays: each ``(*batch, F)``, floating, one batch shape
+    for all; ``F`` is ``sizes[label]``, by default ``hidden_size`` (an
+    ``LSTM(proj_size=P)``'s ``h`` has ``P``)."""
     H = cell.hidden_size
+    sizes = sizes or {}
     shapes = {}
     for label, a in arrays.items():
         if isinstance(a, (tuple, list)):
@@ -21,9 +26,11 @@ def check_state_arrays(cell: Cell, arrays: dict[str, Any]) -> None:
                 f"{type(a).__name__} of {len(a)} items"
             )
         _checks.array(label, a)
-        if a.ndim < 1 or a.shape[-1] != H:
+        F = sizes.get(label, H)
+        what = "hidden_size" if F == H else "proj_size"
+        if a.ndim < 1 or a.shape[-1] != F:
             raise ValueError(
-                f"{label} must have shape (*batch, {H}) (hidden_size {H} on its last "
+                f"{label} must have shape (*batch, {F}) ({what} {F} on its last "
                 f"axis), got shape {tuple(a.shape)}"
             )
         if not jnp.issubdtype(a.dtype, jnp.floating):
@@ -31,8 +38,15 @@ def check_state_arrays(cell: Cell, arrays: dict[str, Any]) -> None:
         shapes[label] = tuple(a.shape)
     (first, want), *rest = shapes.items()
     for label, shape in rest:
-        if shape != want:
+        if shape[:-1] != want[:-1] or (shape != want and not sizes):
             raise ValueError(f"{first} and {label} must have one shape, got {want} and {shape}")
+
+
+def state_sizes(cell: Cell, labels: dict[str, str]) -> dict[str, int]:
+    """The feature sizes of an LSTM state's arrays by label (``labels``: ``{"h": label, "c": label}``):
+    ``h`` has ``proj_size`` features when the cell has one."""
+    P = getattr(cell, "proj_size", None)
+    return {labels["h"]: P or cell.hidden_size, labels["c"]: cell.hidden_size}
 
 
 def check_named_cell(cell: Any, gru: str, framework: str) -> None:

@@ -60,6 +60,22 @@ _GRU_GATES = ("r", "z", "n")
 
 def _check_cell(cell: Any) -> None:
     check_named_cell(cell, "Flax's GRUCell", "Flax")
+    if not getattr(cell, "bias", True):
+        raise ValueError(
+            f"Flax's {_flax_name(cell)} always has biases; {type(cell).__name__}(bias=False) "
+            "has no Flax counterpart"
+        )
+    if getattr(cell, "proj_size", None) is not None:
+        raise ValueError(
+            f"Flax's LSTMCell has no projection; LSTM(proj_size={cell.proj_size}) has no "
+            "Flax counterpart"
+        )
+
+
+def _flax_name(cell: Any) -> str:
+    if isinstance(cell, LSTM):
+        return "LSTMCell"
+    return "SimpleCell" if isinstance(cell, (SimpleRNN, IRNN)) else "GRUCell"
 
 
 def flax_cell(cell: Cell, dtype: Any = None, param_dtype: Any = None) -> nn.RNNCellBase:
@@ -72,7 +88,12 @@ def flax_cell(cell: Cell, dtype: Any = None, param_dtype: Any = None) -> nn.RNNC
 
     Returns:
       ``nn.SimpleCell``, ``nn.LSTMCell`` or ``nn.GRUCell`` with
-      ``features=cell.hidden_size`` and matching activations.
+      ``features=cell.hidden_size`` and matching activations (``gate_fn``,
+      ``activation_fn``) and ``residual``.
+
+    Raises:
+      ValueError: the cell has no Flax counterpart: ``GRU(reset_after=False)``,
+        ``bias=False`` (Flax's cells always have biases), ``LSTM(proj_size=P)``.
     """
     import flax.linen as nn  # imported here: `import jaxrnn` does not import Flax
 
@@ -83,10 +104,11 @@ def flax_cell(cell: Cell, dtype: Any = None, param_dtype: Any = None) -> nn.RNNC
     if param_dtype is not None:
         kw["param_dtype"] = _checks.float_dtype("param_dtype", param_dtype)
     if isinstance(cell, (SimpleRNN, IRNN)):
-        return nn.SimpleCell(activation_fn=cell.activation_fn, **kw)
+        return nn.SimpleCell(activation_fn=cell.activation_fn, residual=cell.residual, **kw)
+    gates = {"gate_fn": cell.gate_fn, "activation_fn": cell.activation_fn}
     if isinstance(cell, LSTM):
-        return nn.LSTMCell(**kw)
-    return nn.GRUCell(**kw)
+        return nn.LSTMCell(**gates, **kw)
+    return nn.GRUCell(**gates, **kw)
 
 
 def to_flax_params(cell: Cell, params: Any) -> dict[str, Any]:

@@ -12,6 +12,13 @@ into ``bias_hh`` (GRU: ``b_hn`` in its ``n`` block). jaxrnn -> PyTorch ->
 jaxrnn is exact; PyTorch -> jaxrnn -> PyTorch computes the same function
 with the biases moved (their sums equal up to one rounding).
 
+``nn.*(bias=False)`` has no bias keys: it is a cell made with ``bias=False``
+(whose ``b``, and GRU's ``b_hn``, are ``None``), both ways. (A ``bias=True``
+cell also takes a bias-free state dict, with zero biases.)
+``nn.LSTM(proj_size=P)`` is ``jr.LSTM(H, proj_size=P)``: its
+``weight_hr_l{k}`` ``(P, H)`` is the transpose of ``w_hr`` ``(H, P)``, and
+``weight_hh_l{k}`` is ``(4H, P)``.
+
 torch is imported only inside :func:`torch_module`; the conversions take
 NumPy or JAX arrays or torch tensors without it.
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -33,7 +41,7 @@ from ..cells import (
     LSTMState,
     SimpleRNN,
 )
-from ._common import check_named_cell, check_state_arrays
+from ._common import check_named_cell, check_state_arrays, state_sizes
 
 __all__ = [
     "from_torch",
@@ -54,6 +62,28 @@ def _check_torch_cell(cell: Any) -> None:
             "PyTorch's nn.RNN has nonlinearity 'tanh' or 'relu'; "
             f"SimpleRNN(activation={cell.activation!r}) has no PyTorch counterpart"
         )
+    if getattr(cell, "residual", False):
+        raise ValueError(
+            "PyTorch's nn.RNN has no residual connection; SimpleRNN(residual=True) "
+            "has no PyTorch counterpart"
+        )
+    if isinstance(cell, (LSTM, GRU)):
+        for name, default in (("gate_fn", jax.nn.sigmoid), ("activation_fn", jnp.tanh)):
+            if getattr(cell, name) is not default:
+                raise ValueError(
+                    f"PyTorch's {_torch_name(cell)} has fixed activations (sigmoid gates, "
+                    f"tanh); {type(cell).__name__}({name}={getattr(cell, name)!r}) has no "
+                    "PyTorch counterpart"
+                )
+
+
+def _proj_size(cell: Cell) -> int | None:
+    return getattr(cell, "proj_size", None)
+
+
+def _output_size(cell: Cell) -> int:
+    """The features of a layer's outputs (per direction): ``proj_size`` or ``H``."""
+    return _proj_size(cell) or cell.hidden_size
 
 
 def _torch_name(cell: Cell) -> str:
@@ -88,21 +118,36 @@ def _to_numpy(name: str, value: Any) -> np.ndarray:
 
 
 def _torch_module_description(cell: Cell, layers: int, suffixes: tuple[str, ...]) -> str:
+    extra = "" if _proj_size(cell) is None else f", proj_size={_proj_size(cell)}"
+    extra += "" if getattr(cell, "bias", True) else ", bias=False"
     return (
-        f"a torch {_torch_name(cell)}(hidden_size={cell.hidden_size}, "
+        f"a torch {_torch_name(cell)}(hidden_size={cell.hidden_size}{extra}, "
         f"num_layers={layers}, bidirectional={len(suffixes) == 2})"
     )
+
+
+def _torch_kinds(cell: Cell) -> list[tuple[str, str]]:
+    """The ``(kind, side)`` of each key of one layer and direction of ``cell``'s module."""
+    kinds = [("weight", "ih"), ("weight", "hh")]
+    if getattr(cell, "bias", True):
+        kinds += [("bias", "ih"), ("bias", "hh")]
+    if _proj_size(cell) is not None:
+        kinds.append(("weight", "hr"))
+    return kinds
 
 
 def _check_torch_keys(
     cell: Cell, entries: dict[str, Any], layers: int, suffixes: tuple[str, ...], num_layers: Any
 ) -> None:
+    kinds = _torch_kinds(cell)
+    if getattr(cell, "bias", True):
+        # A bias=True cell takes a bias-free state dict too (zero biases).
+        kinds = kinds + [("bias", "ih"), ("bias", "hh")]
     expected = {
         f"{kind}_{side}_l{k}{sfx}"
         for k in range(layers)
         for sfx in suffixes
-        for kind in ("weight", "bias")
-        for side in ("ih", "hh")
+        for kind, side in kinds
     }
     unexpected = sorted(set(entries) - expected)
     if not unexpected:
@@ -110,8 +155,13 @@ def _check_torch_keys(
     matches = [_TORCH_KEY.match(k) for k in unexpected]
     if any(m and m.group(2) == "hr" for m in matches):
         raise ValueError(
-            "state_dict holds weight_hr_l* keys: an nn.LSTM with proj_size > 0 has "
-            "no jaxrnn counterpart"
+            "state_dict holds weight_hr_l* keys: it is an nn.LSTM with proj_size > 0; "
+            "make the cell with jr.LSTM(hidden_size, proj_size=P)"
+        )
+    if any(m and m.group(1) == "bias" for m in matches) and not getattr(cell, "bias", True):
+        raise ValueError(
+            f"state_dict holds bias keys ({next(k for k in unexpected if k.startswith('bias'))!r}, "
+            f"...) but the cell was made with bias=False: make it with bias=True"
         )
     if any(m and m.group(4) for m in matches) and len(suffixes) == 1:
         raise ValueError(
@@ -227,30 +277,38 @@ def from_torch(
     description = _torch_module_description(cell, layers, suffixes)
     H, G = cell.hidden_size, cell.num_gates
 
+    P = _output_size(cell)
+
     def direction(k: int, sfx: str) -> Any:
-        names = {f"{kind}_{side}": f"{kind}_{side}_l{k}{sfx}" for kind in ("weight", "bias") for side in ("ih", "hh")}
-        in_size = None if k == 0 else H * len(suffixes)
+        names = {
+            f"{kind}_{side}": f"{kind}_{side}_l{k}{sfx}"
+            for kind in ("weight", "bias")
+            for side in ("ih", "hh", "hr")
+        }
+        in_size = None if k == 0 else P * len(suffixes)
         w_ih = _torch_array(entries, names["weight_ih"], (G * H, in_size), description)
-        w_hh = _torch_array(entries, names["weight_hh"], (G * H, H), description)
+        w_hh = _torch_array(entries, names["weight_hh"], (G * H, P), description)
+        fields: dict[str, Any] = {}
+        if _proj_size(cell) is not None:
+            fields["w_hr"] = _torch_array(entries, names["weight_hr"], (P, H), description).T
         has_bias = [names[b] in entries for b in ("bias_ih", "bias_hh")]
-        if has_bias == [False, False]:  # nn.*(bias=False)
-            b_ih = b_hh = np.zeros((G * H,), w_ih.dtype)
+        if not getattr(cell, "bias", True):
+            pass  # nn.*(bias=False) to a bias=False cell: b (and b_hn) stay None
         else:
-            b_ih = _torch_array(entries, names["bias_ih"], (G * H,), description)
-            b_hh = _torch_array(entries, names["bias_hh"], (G * H,), description)
-        w_ih, w_hh = w_ih.T, w_hh.T
-        if isinstance(cell, GRU):
-            b_r_z = b_hh[: 2 * H]
-            fields = {
-                "b": np.concatenate([b_ih[: 2 * H] + b_r_z, b_ih[2 * H :]]),
-                "b_hn": b_hh[2 * H :],
-            }
-        else:
-            fields = {"b": b_ih + b_hh}
+            if has_bias == [False, False]:  # nn.*(bias=False) to a bias=True cell: zeros
+                b_ih = b_hh = np.zeros((G * H,), w_ih.dtype)
+            else:
+                b_ih = _torch_array(entries, names["bias_ih"], (G * H,), description)
+                b_hh = _torch_array(entries, names["bias_hh"], (G * H,), description)
+            if isinstance(cell, GRU):
+                b_r_z = b_hh[: 2 * H]
+                fields["b"] = np.concatenate([b_ih[: 2 * H] + b_r_z, b_ih[2 * H :]])
+                fields["b_hn"] = b_hh[2 * H :]
+            else:
+                fields["b"] = b_ih + b_hh
+        fields.update(w_ih=w_ih.T, w_hh=w_hh.T)
         params = cell.params_type(
-            w_ih=jnp.asarray(w_ih),
-            w_hh=jnp.asarray(w_hh),
-            **{k: jnp.asarray(v) for k, v in fields.items()},
+            **{f: None if f not in fields else jnp.asarray(fields[f]) for f in cell.params_type._fields}
         )
         cell.check_params(params, name=f"params of layer {k}{sfx}")
         return params
@@ -333,27 +391,30 @@ def to_torch(
     layers, suffixes = _check_layout(num_layers, bidirectional)
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, got {_checks.describe(prefix)}")
-    H = cell.hidden_size
+    H, P = cell.hidden_size, _output_size(cell)
     out: dict[str, np.ndarray] = {}
     for k, dirs in enumerate(_layers_of("params", params, num_layers, layers, suffixes)):
         for sfx, p in zip(suffixes, dirs):
             label = "params" if num_layers is None else f"params[{k}]"
             label = label if len(suffixes) == 1 else f"{label}[{suffixes.index(sfx)}]"
             input_size = cell.check_params(p, name=label)
-            if k > 0 and input_size != H * len(suffixes):
+            if k > 0 and input_size != P * len(suffixes):
                 raise ValueError(
-                    f"{label}.w_ih must take {H * len(suffixes)} inputs (the outputs "
+                    f"{label}.w_ih must take {P * len(suffixes)} inputs (the outputs "
                     f"of the layer below, as in PyTorch's stacks), got {input_size}"
                 )
-            b_hh = np.zeros(np.shape(p.b), np.asarray(p.b).dtype)
-            if isinstance(cell, GRU):
-                b_hh[2 * H :] = np.asarray(p.b_hn)
             arrays = {
                 "weight_ih": np.asarray(p.w_ih).T,
                 "weight_hh": np.asarray(p.w_hh).T,
-                "bias_ih": np.asarray(p.b),
-                "bias_hh": b_hh,
             }
+            if p.b is not None:  # a bias=False cell has none: nn.*(bias=False)
+                b_hh = np.zeros(np.shape(p.b), np.asarray(p.b).dtype)
+                if isinstance(cell, GRU):
+                    b_hh[2 * H :] = np.asarray(p.b_hn)
+                arrays["bias_ih"] = np.asarray(p.b)
+                arrays["bias_hh"] = b_hh
+            if _proj_size(cell) is not None:
+                arrays["weight_hr"] = np.asarray(p.w_hr).T
             for name, arr in arrays.items():
                 out[f"{prefix}{name}_l{k}{sfx}"] = np.array(arr, copy=True, order="C")
     return out
@@ -395,11 +456,12 @@ def torch_module(
         "input_size": input_size,
         "hidden_size": cell.hidden_size,
         "num_layers": num_layers,
+        "bias": bool(getattr(cell, "bias", True)),
         "bidirectional": bool(bidirectional),
         "batch_first": batch_first,
     }
     if isinstance(cell, LSTM):
-        return torch.nn.LSTM(**kw)
+        return torch.nn.LSTM(proj_size=_proj_size(cell) or 0, **kw)
     if isinstance(cell, GRU):
         return torch.nn.GRU(**kw)
     return torch.nn.RNN(nonlinearity=_nonlinearity(cell), **kw)
@@ -443,14 +505,16 @@ def to_torch_state(
         for d in range(len(dirs))
     ]
     arrays: dict[str, Any] = {}
+    sizes: dict[str, int] = {}
     for label, s in zip(labels, rows):
         if isinstance(cell, LSTM):
             if not isinstance(s, LSTMState):
                 raise TypeError(f"state must hold LSTMState(h, c) items, got {_checks.describe(s)}")
             arrays[f"{label}.h"], arrays[f"{label}.c"] = s.h, s.c
+            sizes.update(state_sizes(cell, {"h": f"{label}.h", "c": f"{label}.c"}))
         else:
             arrays[label] = s
-    check_state_arrays(cell, arrays)
+    check_state_arrays(cell, arrays, sizes)
     if isinstance(cell, LSTM):
         return (
             np.stack([np.asarray(s.h) for s in rows]),
@@ -497,18 +561,20 @@ def from_torch_state(
     else:
         parts = [_to_numpy("hidden", hidden)]
     labels = ["hidden[0] (h)", "hidden[1] (c)"] if len(parts) == 2 else ["hidden"]
-    for label, part in zip(labels, parts):
-        if part.ndim < 2 or part.shape[0] != rows_needed or part.shape[-1] != cell.hidden_size:
+    sizes = [_output_size(cell), cell.hidden_size]
+    for label, part, size in zip(labels, parts, sizes):
+        what = "hidden_size" if size == cell.hidden_size else "proj_size"
+        if part.ndim < 2 or part.shape[0] != rows_needed or part.shape[-1] != size:
             raise ValueError(
-                f"{label} must have shape ({rows_needed}, *batch, {cell.hidden_size}) "
-                f"(num_layers * num_directions, *batch, hidden_size), got shape "
+                f"{label} must have shape ({rows_needed}, *batch, {size}) "
+                f"(num_layers * num_directions, *batch, {what}), got shape "
                 f"{tuple(part.shape)}"
             )
         if not jnp.issubdtype(part.dtype, jnp.floating):
             raise TypeError(f"{label} must have a floating dtype, got {part.dtype}")
-    if len(parts) == 2 and parts[0].shape != parts[1].shape:
+    if len(parts) == 2 and parts[0].shape[:-1] != parts[1].shape[:-1]:
         raise ValueError(
-            f"hidden[0] (h) and hidden[1] (c) must have one shape, got "
+            f"hidden[0] (h) and hidden[1] (c) must have one batch shape, got "
             f"{tuple(parts[0].shape)} and {tuple(parts[1].shape)}"
         )
 

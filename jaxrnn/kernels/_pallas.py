@@ -139,6 +139,8 @@ def check_cell(cell: Any) -> None:
 def _name(cell: Any) -> str:
     if type(cell).__name__ == "GRU" and not getattr(cell, "reset_after", True):
         return "GRU(reset_after=False)"
+    if getattr(cell, "proj_size", None) is not None:
+        return f"{type(cell).__name__}(proj_size={cell.proj_size})"
     return type(cell).__name__
 
 
