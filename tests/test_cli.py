@@ -481,3 +481,27 @@ def test_cue_distance_example_writes_results_and_reuses_them(tmp_path, capsys):
     assert [r["distance"] for r in second["results"]] == [2, 3] and second["results"][0] == run
     with pytest.raises(SystemExit):  # other settings: refused
         example.main([*common, "--distances", "2", "--hidden", "5", "--reuse", str(tmp_path / "a.json")])
+
+
+def test_paper_calibration_example_runs_and_shifts_the_input_gate(tmp_path, capsys):
+    """examples/paper_calibration.py at a tiny size: the evaluations against the
+    task's baseline in JSON, and --input-bias moving only the LSTM's input gate."""
+    spec = importlib.util.spec_from_file_location("paper_calibration",
+                                                  ROOT / "examples" / "paper_calibration.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    out = tmp_path / "copy.json"
+    assert example.main(["--task", "copy", "--length", "3", "--cell", "lstm", "--hidden", "4",
+                         "--clip-value", "1", "--batch", "4", "--steps", "2", "--eval-every", "1",
+                         "--test", "8", "--input-bias", "-1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["baseline"] == pytest.approx(10 * math.log(8) / 23)
+    assert [e["step"] for e in result["evals"]] == [1, 2]
+    assert all(0.0 <= e["test_metric"] <= 1.0 and math.isfinite(e["test_loss"]) for e in result["evals"])
+    assert "x baseline" in capsys.readouterr().out
+    task, cell, key = jaxrnn.tasks.TemporalOrder(length=10), jaxrnn.LSTM(3), jax.random.PRNGKey(0)
+    plain, shifted = (example.init_params(task, cell, key, bias) for bias in (None, -2.0))
+    np.testing.assert_allclose(shifted["cell"].b[:3], plain["cell"].b[:3] - 2.0)
+    np.testing.assert_array_equal(shifted["cell"].b[3:], plain["cell"].b[3:])
+    with pytest.raises(SystemExit):  # --input-bias is for the LSTM
+        example.main(["--task", "order", "--length", "10", "--cell", "gru", "--input-bias", "-1"])
