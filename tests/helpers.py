@@ -92,3 +92,22 @@ def rnn_value_and_grad(cell, params, xs, state, **rnn_options):
         return weighted_loss(*jr.rnn(cell, params, xs, state, **rnn_options))
 
     return jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))(params, xs, state)
+
+
+TRITON_CALL = "__gpu$xla.gpu.triton"
+
+
+def lowered_grad(loss, platform, *args):
+    """The MLIR text of ``jit(grad(loss))`` exported from the CPU for
+    ``platform`` ("cuda" or "tpu"): this runs the Pallas->Triton or
+    Pallas->Mosaic lowering, where unsupported ops and limits show up."""
+    return jax.export.export(
+        jax.jit(jax.grad(loss)),
+        platforms=[platform],
+        disabled_checks=[jax.export.DisabledSafetyCheck.custom_call(TRITON_CALL)],
+    )(*args).mlir_module()
+
+
+def kernel_calls(text, platform):
+    """How many Pallas kernel calls the lowered ``text`` holds."""
+    return text.count(TRITON_CALL if platform == "cuda" else "tpu_custom_call")

@@ -17,7 +17,10 @@ from helpers import (
     CELLS,
     INPUT,
     Precision,
+    TRITON_CALL,
     assert_trees_close,
+    kernel_calls,
+    lowered_grad,
     random_inputs,
     rnn_value_and_grad,
     weighted_loss,
@@ -159,7 +162,6 @@ def test_a_cell_the_kernels_cannot_run_is_refused_by_name():
 # --------------------------------------------------------------------------
 # lowering for CUDA and TPU, from the CPU
 
-_TRITON = "__gpu$xla.gpu.triton"
 
 
 def _export(cell, dtype, hidden, platform, *, impl="pallas", batch=16, policy="states"):
@@ -176,12 +178,7 @@ def _export(cell, dtype, hidden, platform, *, impl="pallas", batch=16, policy="s
         )
         return jnp.sum(ys.astype(jnp.float32) ** 2)
 
-    exported = jax.export.export(
-        jax.jit(jax.grad(loss)),
-        platforms=[platform],
-        disabled_checks=[jax.export.DisabledSafetyCheck.custom_call(_TRITON)],
-    )(params, xs, lengths)
-    return exported.mlir_module()
+    return lowered_grad(loss, platform, params, xs, lengths)
 
 
 # (cell, dtype, hidden, policy): every kernel cell at a small and the
@@ -203,9 +200,8 @@ def test_kernels_lower_for_gpu_and_tpu(platform, name, dtype, hidden, policy):
     if platform == "cuda" and name == "user_mgu":
         pytest.skip("the user cell without pointwise_blocks is refused on CUDA (tested below)")
     text = _export(cell, jnp.dtype(dtype), hidden, platform, policy=policy)
-    marker = _TRITON if platform == "cuda" else "tpu_custom_call"
     # The forward and the backward loop, each a kernel.
-    assert text.count(marker) >= 2
+    assert kernel_calls(text, platform) >= 2
 
 
 @pytest.mark.parametrize(
@@ -240,12 +236,12 @@ def test_auto_takes_the_kernels_only_where_measured_and_supported(monkeypatch):
     lstm = KERNEL_CELLS["lstm"]
     # Today no platform is listed: "auto" is the XLA engine on CUDA too.
     assert _pallas.PALLAS_BY_DEFAULT == frozenset()
-    assert _TRITON not in _export(lstm, jnp.float32, 32, "cuda", impl="auto")
+    assert TRITON_CALL not in _export(lstm, jnp.float32, 32, "cuda", impl="auto")
     # Once CUDA is listed, "auto" lowers to the kernels where Triton takes
     # the shape, and to the XLA loops where it does not, without an error.
     monkeypatch.setattr(_pallas, "PALLAS_BY_DEFAULT", frozenset({"cuda"}))
-    assert _TRITON in _export(lstm, jnp.float32, 32, "cuda", impl="auto")
-    assert _TRITON not in _export(lstm, jnp.float32, 24, "cuda", impl="auto")
+    assert TRITON_CALL in _export(lstm, jnp.float32, 32, "cuda", impl="auto")
+    assert TRITON_CALL not in _export(lstm, jnp.float32, 24, "cuda", impl="auto")
     # and another platform keeps the XLA engine.
     assert "tpu_custom_call" not in _export(lstm, jnp.float32, 32, "tpu", impl="auto")
 
@@ -260,6 +256,5 @@ def test_every_tile_configuration_lowers(platform):
         if platform == "cuda" and name == "user_mgu":
             continue
         for hidden in hs:
-            marker = _TRITON if platform == "cuda" else "tpu_custom_call"
             text = _export(KERNEL_CELLS[name], jnp.dtype(dtype), hidden, platform, policy=policy)
-            assert text.count(marker) >= 2, (name, dtype, hidden, policy)
+            assert kernel_calls(text, platform) >= 2, (name, dtype, hidden, policy)
