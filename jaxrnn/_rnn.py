@@ -405,8 +405,9 @@ def rnn(
 
     Returns:
       ``(final_state, ys)``: the final state (shaped like ``state``) and the
-      outputs ``h_t`` for every step, shaped like ``xs`` with ``hidden_size``
-      features, in the dtype of ``xs``.
+      outputs ``h_t`` for every step, shaped like ``xs`` with
+      ``cell.output_size`` features (``hidden_size``; ``proj_size`` for an
+      LSTM with projections), in the dtype of ``xs``.
 
     Mixed precision: with bfloat16 or float16 ``params`` and ``xs``, the
     matrix products take half-precision inputs and accumulate in float32, and
@@ -626,10 +627,10 @@ def bidirectional_rnn(
             raise ValueError(
                 f"merge must be one of {sorted(_MERGES)} or a callable, got {merge!r}"
             )
-        if merge == "sum" and cell_fw.hidden_size != cell_bw.hidden_size:
+        if merge == "sum" and cell_fw.output_size != cell_bw.output_size:
             raise ValueError(
-                'merge="sum" needs equal hidden sizes, got '
-                f"{cell_fw.hidden_size} (forward) and {cell_bw.hidden_size} (backward)"
+                'merge="sum" needs equal output sizes, got '
+                f"{cell_fw.output_size} (forward) and {cell_bw.output_size} (backward)"
             )
         merge_fn = _MERGES[merge]
     elif callable(merge):
@@ -693,9 +694,11 @@ def _check_layers(layers: Any) -> None:
 
 
 def _layer_output_size(layer: Layer) -> int:
+    """The features a layer passes to the next: its cells' ``output_size``
+    (an ``LSTM(proj_size=P)`` gives ``P``), a bidirectional pair's two summed."""
     if _is_bidirectional(layer):
-        return layer[0].hidden_size + layer[1].hidden_size
-    return layer.hidden_size
+        return layer[0].output_size + layer[1].output_size
+    return layer.output_size
 
 
 def init_stacked(

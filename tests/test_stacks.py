@@ -83,6 +83,23 @@ def test_stack_equals_chained_layers():
     assert_trees_close(tm_finals, finals, F32)
 
 
+def test_stacks_of_projected_lstms_feed_proj_size_features():
+    """An LSTM(proj_size=P) passes P features up the stack (init_stacked sizes
+    the next layer for them), alone or in a bidirectional pair."""
+    layers = [jr.LSTM(6, proj_size=3), (jr.LSTM(5, proj_size=2), jr.GRU(4)), jr.GRU(2)]
+    params = jr.init_stacked(KEY, layers, INPUT)
+    assert params[1][0].w_ih.shape == (3, 20) and params[1][1].w_ih.shape == (3, 12)
+    assert params[2].w_ih.shape == (2 + 4, 6)
+    finals, ys = jr.stacked_rnn(layers, params, XS, seq_lengths=LENGTHS, impl="scan")
+    assert ys.shape == (3, 6, 2) and finals[0].h.shape == (3, 3)
+    _, fused = jr.stacked_rnn(layers, params, XS, seq_lengths=LENGTHS, impl="fused")
+    assert_trees_close(fused, ys, F32)
+    pair = (jr.LSTM(5, proj_size=2), jr.LSTM(3, proj_size=2))
+    pair_params = jr.init_stacked(KEY, [pair], INPUT)[0]
+    _, summed = jr.bidirectional_rnn(pair, pair_params, XS, merge="sum", impl="scan")
+    assert summed.shape == (3, 6, 2)
+
+
 def test_stack_gradients_flow_to_every_layer():
     layers = [jr.GRU(3), (jr.LSTM(2), jr.LSTM(2))]
     params = jr.init_stacked(KEY, layers, INPUT)

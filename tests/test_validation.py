@@ -112,7 +112,7 @@ def test_stacks_reject_bad_structure():
         jr.stacked_rnn([jr.LSTM(4), (jr.GRU(3),)], params, XS, impl="scan")
     with pytest.raises(TypeError, match=r"layers must be a non-empty sequence"):
         jr.init_stacked(KEY, [], 3)
-    with pytest.raises(ValueError, match=r'merge="sum" needs equal hidden sizes, got 4 \(forward\) and 3'):
+    with pytest.raises(ValueError, match=r'merge="sum" needs equal output sizes, got 4 \(forward\) and 3'):
         jr.bidirectional_rnn((jr.LSTM(4), jr.GRU(3)), (PARAMS, jr.GRU(3).init(KEY, 3)), XS, merge="sum", impl="scan")
     with pytest.raises(ValueError, match=r"merge must be one of \['concat', 'sum'\]"):
         jr.bidirectional_rnn((LSTM, LSTM), (PARAMS, PARAMS), XS, merge="max", impl="scan")
