@@ -189,14 +189,7 @@ class RNN(_nnx.Module):
         if learn_initial_state:
             for name, shape in state_param_shapes(cell, self.param_dtype).items():
                 setattr(self, name, _nnx.Param(carry_init(rngs.params(), shape, self.param_dtype)))
-        # The dropout stream, as nnx.Dropout keeps it: only when a rate is above zero.
-        stream = None
-        if dropout_active(self):
-            try:
-                stream = rngs["dropout"].fork()
-            except KeyError:  # no "dropout" (nor "default") stream: the call must give one
-                stream = None
-        self.rngs = _nnx.data(None) if stream is None else stream
+        self.rngs = _dropout_stream(rngs if dropout_active(self) else None)
 
     def set_view(self, deterministic: bool | None = None) -> None:
         """Used by ``nnx.view``: sets ``deterministic`` when given."""
@@ -309,6 +302,19 @@ class RNN(_nnx.Module):
     def _dropout_key(self, rngs: Any) -> Any:
         """This call's dropout key: from the call's ``rngs``, else the layer's stream."""
         return _stream_key(self.rngs, rngs)
+
+
+def _dropout_stream(rngs: _nnx.Rngs | None) -> Any:
+    """A module's own dropout stream, as ``nnx.Dropout`` keeps it: a fork of
+    ``rngs``' ``dropout`` stream, or ``None`` (as nnx data) when there is no
+    ``rngs`` or it has no ``dropout`` (nor ``default``) stream; then each
+    call must pass ``rngs``."""
+    if rngs is not None:
+        try:
+            return rngs["dropout"].fork()
+        except KeyError:
+            pass
+    return _nnx.data(None)
 
 
 def _stream_key(own: Any, rngs: Any) -> Any:
@@ -526,13 +532,7 @@ class Stack(_nnx.Module):
         self.return_carry = return_carry
         self.layer_dropout = check_rate("layer_dropout", layer_dropout)
         self.deterministic = deterministic
-        stream = None
-        if self.layer_dropout > 0 and rngs is not None:
-            try:
-                stream = rngs["dropout"].fork()
-            except KeyError:
-                stream = None
-        self.rngs = _nnx.data(None) if stream is None else stream
+        self.rngs = _dropout_stream(rngs if self.layer_dropout > 0 else None)
 
     def set_view(self, deterministic: bool | None = None) -> None:
         """Used by ``nnx.view``: sets ``deterministic`` when given."""

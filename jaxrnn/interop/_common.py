@@ -45,8 +45,7 @@ def check_state_arrays(
 def state_sizes(cell: Cell, labels: dict[str, str]) -> dict[str, int]:
     """The feature sizes of an LSTM state's arrays by label (``labels``: ``{"h": label, "c": label}``):
     ``h`` has ``proj_size`` features when the cell has one."""
-    P = getattr(cell, "proj_size", None)
-    return {labels["h"]: P or cell.hidden_size, labels["c"]: cell.hidden_size}
+    return {labels["h"]: cell.output_size, labels["c"]: cell.hidden_size}
 
 
 def check_named_cell(cell: Any, gru: str, framework: str) -> None:

@@ -81,11 +81,6 @@ def _proj_size(cell: Cell) -> int | None:
     return getattr(cell, "proj_size", None)
 
 
-def _output_size(cell: Cell) -> int:
-    """The features of a layer's outputs (per direction): ``proj_size`` or ``H``."""
-    return _proj_size(cell) or cell.hidden_size
-
-
 def _torch_name(cell: Cell) -> str:
     if isinstance(cell, LSTM):
         return "nn.LSTM"
@@ -140,9 +135,6 @@ def _check_torch_keys(
     cell: Cell, entries: dict[str, Any], layers: int, suffixes: tuple[str, ...], num_layers: Any
 ) -> None:
     kinds = _torch_kinds(cell)
-    if getattr(cell, "bias", True):
-        # A bias=True cell takes a bias-free state dict too (zero biases).
-        kinds = kinds + [("bias", "ih"), ("bias", "hh")]
     expected = {
         f"{kind}_{side}_l{k}{sfx}"
         for k in range(layers)
@@ -277,7 +269,7 @@ def from_torch(
     description = _torch_module_description(cell, layers, suffixes)
     H, G = cell.hidden_size, cell.num_gates
 
-    P = _output_size(cell)
+    P = cell.output_size
 
     def direction(k: int, sfx: str) -> Any:
         names = {
@@ -292,9 +284,8 @@ def from_torch(
         if _proj_size(cell) is not None:
             fields["w_hr"] = _torch_array(entries, names["weight_hr"], (P, H), description).T
         has_bias = [names[b] in entries for b in ("bias_ih", "bias_hh")]
-        if not getattr(cell, "bias", True):
-            pass  # nn.*(bias=False) to a bias=False cell: b (and b_hn) stay None
-        else:
+        # A bias=False cell leaves b (and b_hn) None.
+        if getattr(cell, "bias", True):
             if has_bias == [False, False]:  # nn.*(bias=False) to a bias=True cell: zeros
                 b_ih = b_hh = np.zeros((G * H,), w_ih.dtype)
             else:
@@ -391,7 +382,7 @@ def to_torch(
     layers, suffixes = _check_layout(num_layers, bidirectional)
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a str, got {_checks.describe(prefix)}")
-    H, P = cell.hidden_size, _output_size(cell)
+    H, P = cell.hidden_size, cell.output_size
     out: dict[str, np.ndarray] = {}
     for k, dirs in enumerate(_layers_of("params", params, num_layers, layers, suffixes)):
         for sfx, p in zip(suffixes, dirs):
@@ -561,7 +552,7 @@ def from_torch_state(
     else:
         parts = [_to_numpy("hidden", hidden)]
     labels = ["hidden[0] (h)", "hidden[1] (c)"] if len(parts) == 2 else ["hidden"]
-    sizes = [_output_size(cell), cell.hidden_size]
+    sizes = [cell.output_size, cell.hidden_size]
     for label, part, size in zip(labels, parts, sizes):
         what = "hidden_size" if size == cell.hidden_size else "proj_size"
         if part.ndim < 2 or part.shape[0] != rows_needed or part.shape[-1] != size:
